@@ -1,0 +1,90 @@
+"""HTTP endpoints: discovery, the two services, feedback, health; CORS and authentication.
+
+Views are thin: parse, hand over to ``OrderCheck`` or ``parse_feedback``, return JSON.
+"""
+
+import logging
+import time
+
+from flask import Blueprint
+from flask import current_app
+from flask import g
+from flask import jsonify
+from flask import request
+
+from cds_service.envelope import parse_envelope
+from cds_service.envelope import parse_json_object
+from cds_service.errors import NotFound
+from cds_service.feedback import parse_feedback
+from cds_service.services import SERVICES_BY_ID
+
+log = logging.getLogger(__name__)
+
+cds = Blueprint("cds", __name__)
+health = Blueprint("health", __name__)
+
+
+def _service(service_id: str):
+    try:
+        return SERVICES_BY_ID[service_id]
+    except KeyError:
+        raise NotFound(f"No CDS service with id '{service_id}'. See GET /cds-services.") from None
+
+
+@cds.before_request
+def authenticate():
+    """Verify the client's JWT; preflights and unauthenticated local mode pass through."""
+    g.started = time.perf_counter()
+    if request.method == "OPTIONS":
+        return
+    authenticator = current_app.extensions["cds.authenticator"]
+    if authenticator is None:
+        log.warning("JWT authentication is OFF (CDS_REQUIRE_JWT=false): local use only")
+        return
+    g.claims = authenticator.authenticate(request.headers.get("Authorization"), request.path)
+
+
+@cds.get("/cds-services")
+def discovery():
+    return jsonify(current_app.extensions["cds.discovery"])
+
+
+@cds.post("/cds-services/<service_id>")
+def call_service(service_id: str):
+    service = _service(service_id)
+    envelope = parse_envelope(parse_json_object(request.get_data()), service.hook)
+    g.hook_instance = envelope.hook_instance
+    response = current_app.extensions["cds.check"].evaluate(envelope)
+    g.card_topics = [card["source"]["topic"]["code"] for card in response["cards"]]
+    return jsonify(response)
+
+
+@cds.post("/cds-services/<service_id>/feedback")
+def feedback(service_id: str):
+    _service(service_id)
+    items = parse_feedback(parse_json_object(request.get_data()))
+    log.info("feedback received", extra={"fields": {
+        "service": service_id, "items": len(items), "outcomes": [item.outcome for item in items]}})
+    return jsonify({})
+
+
+@cds.after_request
+def log_request(response):
+    log.info("request", extra={"fields": {
+        "method": request.method, "path": request.path, "status": response.status_code,
+        "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+        "hookInstance": g.get("hook_instance"), "cardTopics": g.get("card_topics"),
+    }})
+    return response
+
+
+@health.get("/healthz")
+def healthz():
+    """The process is alive."""
+    return jsonify({"status": "alive"})
+
+
+@health.get("/readyz")
+def readyz():
+    """Knowledge is loaded and the service can answer hooks."""
+    return jsonify({"status": "ready", "knowledgeVersion": current_app.extensions["cds.check"].knowledge.version})

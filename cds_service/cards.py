@@ -1,0 +1,116 @@
+"""Findings -> CDS Hooks cards: the one place that guarantees the spec's card rules.
+
+Every card gets a uuid4, a summary under 140 characters, an indicator, a source with label and
+``topic`` (a contract topic code), ``selectionBehavior`` whenever it has suggestions, coded
+``overrideReasons`` with a display when it is a warning or critical, and no null or empty value
+anywhere. Findings of one topic become one card: one card per problem, not per drug pair.
+"""
+
+import uuid
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
+from cds_service.findings import Finding
+from cds_service.findings import Suggestion
+
+TOPIC_SYSTEM = "urn:milnacipran-cds:card-topic"
+TOPICS = {
+    "renal-function": "Renal function",
+    "maoi-contraindication": "MAOI contraindication",
+    "serotonin-syndrome": "Serotonin syndrome",
+    "bleeding-risk": "Bleeding risk",
+    "cardiovascular-interaction": "Cardiovascular interaction",
+    "blood-pressure-heart-rate": "Blood pressure and heart rate",
+    "dose-titration": "Dose and titration",
+    "duplicate-therapy": "Duplicate therapy",
+    "age": "Age",
+    "suicidality": "Suicidality",
+    "hepatic": "Hepatic",
+    "alcohol": "Alcohol",
+    "pregnancy-lactation": "Pregnancy and lactation",
+    "seizure": "Seizure",
+    "mania": "Mania",
+    "angle-closure-glaucoma": "Angle-closure glaucoma",
+    "hyponatremia": "Hyponatremia",
+    "data-availability": "Data availability",
+}
+SOURCE_LABEL = "Milnacipran order check"
+LABEL_URL = "https://dailymed.nlm.nih.gov/dailymed/drugInfo.cfm?setid=c288bf12-cbab-4bc5-afb8-9853c0a15792"
+SUMMARY_LIMIT = 139
+
+
+def prune(value: Any) -> Any:
+    """``value`` without None, empty strings, empty lists or empty objects, at any depth."""
+    if isinstance(value, Mapping):
+        pruned = {key: prune(item) for key, item in value.items()}
+        return {key: item for key, item in pruned.items() if item not in (None, "", [], {})}
+    if isinstance(value, (list, tuple)):
+        pruned = [prune(item) for item in value]
+        return [item for item in pruned if item not in (None, "", [], {})]
+    return value
+
+
+def _short(summary: str) -> str:
+    return summary if len(summary) <= SUMMARY_LIMIT else summary[: SUMMARY_LIMIT - 1].rstrip() + "…"
+
+
+def _suggestion(suggestion: Suggestion) -> dict:
+    return {
+        "label": suggestion.label,
+        "uuid": str(uuid.uuid4()),
+        "isRecommended": suggestion.is_recommended or None,
+        "actions": [
+            {"type": action.type, "description": action.description,
+             "resource": dict(action.resource) if action.resource is not None else None,
+             "resourceId": action.resource_id}
+            for action in suggestion.actions
+        ],
+    }
+
+
+def _unique_suggestions(findings: Sequence[Finding]) -> list[Suggestion]:
+    seen = {}
+    for finding in findings:
+        for suggestion in finding.suggestions:
+            seen.setdefault(suggestion.label, suggestion)
+    return list(seen.values())
+
+
+def _detail(findings: Sequence[Finding], knowledge_version: str) -> str:
+    sections = "; ".join(dict.fromkeys(finding.label_section for finding in findings))
+    rules = ", ".join(dict.fromkeys(finding.rule_id for finding in findings))
+    body = "\n\n".join(finding.detail for finding in findings)
+    return f"{body}\n\n**Label:** {sections}\n\n_Knowledge {knowledge_version} · rules {rules}_"
+
+
+def render_card(findings: Sequence[Finding], knowledge_version: str, override_reasons: Sequence[Mapping]) -> dict:
+    """One card from the findings of one topic, most urgent first."""
+    ordered = sorted(findings, key=lambda finding: -finding.rank)
+    lead = ordered[0]
+    suggestions = _unique_suggestions(ordered)
+    return prune({
+        "uuid": str(uuid.uuid4()),
+        "summary": _short(lead.summary),
+        "indicator": lead.indicator,
+        "detail": _detail(ordered, knowledge_version),
+        "source": {
+            "label": SOURCE_LABEL,
+            "url": LABEL_URL,
+            "topic": {"system": TOPIC_SYSTEM, "code": lead.topic, "display": TOPICS[lead.topic]},
+        },
+        "suggestions": [_suggestion(suggestion) for suggestion in suggestions],
+        "selectionBehavior": "at-most-one" if suggestions else None,
+        "overrideReasons": [dict(reason) for reason in override_reasons] if lead.rank > 0 else None,
+        "links": [{"label": "Savella prescribing information (DailyMed)", "url": LABEL_URL, "type": "absolute"}],
+    })
+
+
+def render_cards(findings: Iterable[Finding], knowledge_version: str, override_reasons: Sequence[Mapping]) -> list[dict]:
+    """One card per topic, most urgent card first, ties in the order the rules ran."""
+    by_topic: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_topic.setdefault(finding.topic, []).append(finding)
+    groups = sorted(by_topic.values(), key=lambda group: -max(finding.rank for finding in group))
+    return [render_card(group, knowledge_version, override_reasons) for group in groups]

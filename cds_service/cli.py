@@ -1,0 +1,82 @@
+"""Command line: ``cds-service serve`` and ``cds-service evaluate REQUEST.json``."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cds_service.errors import CdsError
+from cds_service.settings import SettingsError
+from cds_service.settings import load_settings
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the production WSGI server (gunicorn, threaded workers)."""
+    from gunicorn.app.base import BaseApplication
+
+    from cds_service import create_app
+
+    settings = load_settings()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    app = create_app()  # fail fast in the parent on bad configuration
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", args.workers or settings.workers)
+            self.cfg.set("threads", settings.threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("timeout", 30)
+            self.cfg.set("accesslog", None)
+
+        def load(self):
+            return app
+
+    Server().run()
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Print the response a request file would get, without a server or authentication."""
+    from cds_service.envelope import parse_envelope
+    from cds_service.envelope import parse_json_object
+    from cds_service.knowledge import default_knowledge
+    from cds_service.pipeline import OrderCheck
+
+    try:
+        data = parse_json_object(Path(args.request).read_bytes())
+        envelope = parse_envelope(data, expected_hook=str(data.get("hook")))
+        response = OrderCheck(default_knowledge()).evaluate(envelope)
+    except OSError as error:
+        print(f"cannot read {args.request}: {error.strerror}", file=sys.stderr)
+        return 2
+    except CdsError as error:
+        print(f"{args.request}: {error.message}", file=sys.stderr)
+        return 2
+    json.dump(response, sys.stdout, indent=2, ensure_ascii=False)
+    print()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cds-service", description="Milnacipran order check (CDS Hooks 2.0)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run the production server")
+    serve_parser.add_argument("--host", help="listen address (default CDS_HOST or 127.0.0.1)")
+    serve_parser.add_argument("--port", type=int, help="listen port (default CDS_PORT or 8080)")
+    serve_parser.add_argument("--workers", type=int, help="worker processes (default CDS_WORKERS or 2)")
+    serve_parser.set_defaults(run=serve)
+    evaluate_parser = commands.add_parser("evaluate", help="print the response to a request file")
+    evaluate_parser.add_argument("request", help="a CDS Hooks request JSON file")
+    evaluate_parser.set_defaults(run=evaluate)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except SettingsError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

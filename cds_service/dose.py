@@ -1,0 +1,153 @@
+"""Dose in mg from an R4 ``dosageInstruction``: mg per dose, doses per day, mg per day.
+
+A dose is derived only from structured data: ``doseAndRate[].doseQuantity`` in mg (or g), or
+in tablets times the product's strength; frequency from ``timing.repeat`` or a common timing
+code. Anything else (free-text sigs, ranges, mL of an unknown solution) is unknown, never
+guessed.
+"""
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+MILLIGRAM_UNITS = {"mg": 1.0, "milligram": 1.0, "milligrams": 1.0, "g": 1000.0, "gram": 1000.0, "grams": 1000.0}
+TABLET_UNITS = {"{pill}", "{tbl}", "{tablet}", "{tablets}", "tab", "tabs", "tablet", "tablets", "pill", "pills"}
+DAYS_PER_PERIOD_UNIT = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.0, "a": 365.0}
+# HL7 v3 GTSAbbreviation codes and the usual sig abbreviations.
+DOSES_PER_DAY_BY_CODE = {
+    "QD": 1, "DAILY": 1, "QDAY": 1, "AM": 1, "PM": 1, "QAM": 1, "QPM": 1, "QHS": 1, "HS": 1,
+    "BID": 2, "Q12H": 2, "TID": 3, "Q8H": 3, "QID": 4, "Q6H": 4, "Q4H": 6, "QOD": 0.5, "Q48H": 0.5,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DoseStep:
+    """One dosage instruction: how much per dose and how often, each possibly unknown."""
+
+    mg_per_dose: float | None
+    doses_per_day: float | None
+    sequence: int | None
+
+    @property
+    def mg_per_day(self) -> float | None:
+        if self.mg_per_dose is None or self.doses_per_day is None:
+            return None
+        return self.mg_per_dose * self.doses_per_day
+
+    def describe(self) -> str:
+        """e.g. '50 mg twice a day (100 mg/day)'."""
+        dose = f"{_number(self.mg_per_dose)} mg" if self.mg_per_dose is not None else "dose not stated"
+        if self.doses_per_day is None:
+            return f"{dose}, frequency not stated"
+        return f"{dose} {_frequency_words(self.doses_per_day)} ({_number(self.mg_per_day)} mg/day)" \
+            if self.mg_per_day is not None else f"{dose} {_frequency_words(self.doses_per_day)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Dosing:
+    """All dosage instructions of one order, in sequence order."""
+
+    steps: tuple[DoseStep, ...]
+
+    @property
+    def daily_doses_mg(self) -> tuple[float, ...]:
+        return tuple(step.mg_per_day for step in self.steps if step.mg_per_day is not None)
+
+    @property
+    def max_daily_mg(self) -> float | None:
+        return max(self.daily_doses_mg, default=None)
+
+    @property
+    def max_single_mg(self) -> float | None:
+        return max((step.mg_per_dose for step in self.steps if step.mg_per_dose is not None), default=None)
+
+    @property
+    def maintenance(self) -> DoseStep | None:
+        """The last step: the dose the order settles on."""
+        return self.steps[-1] if self.steps else None
+
+    @property
+    def is_titrated(self) -> bool:
+        """More than one step with rising daily doses, as in a titration sig."""
+        daily = self.daily_doses_mg
+        return len(daily) > 1 and daily[0] < daily[-1]
+
+    def describe(self) -> str:
+        return "; then ".join(step.describe() for step in self.steps)
+
+
+def _number(value: float | None) -> str:
+    return f"{value:g}" if value is not None else "?"
+
+
+def _frequency_words(per_day: float) -> str:
+    words = {1: "once a day", 2: "twice a day", 3: "three times a day", 4: "four times a day"}
+    return words.get(per_day, f"{_number(per_day)} times a day")
+
+
+def _quantity_in_mg(quantity: Any, strength_mg: float | None) -> float | None:
+    if not isinstance(quantity, Mapping) or not isinstance(quantity.get("value"), (int, float)):
+        return None
+    value = float(quantity["value"])
+    for unit in (quantity.get("code"), quantity.get("unit")):
+        if not isinstance(unit, str):
+            continue
+        unit = unit.strip().lower()
+        if unit in MILLIGRAM_UNITS:
+            return value * MILLIGRAM_UNITS[unit]
+        if unit in TABLET_UNITS:
+            return value * strength_mg if strength_mg else None
+    return None
+
+
+def _dose_quantity(instruction: Mapping) -> Any:
+    for dose_and_rate in instruction.get("doseAndRate") or []:
+        if isinstance(dose_and_rate, Mapping) and "doseQuantity" in dose_and_rate:
+            return dose_and_rate["doseQuantity"]
+    return instruction.get("doseQuantity")  # STU3 shape, still sent by some clients
+
+
+def _doses_per_day(timing: Any) -> float | None:
+    if not isinstance(timing, Mapping):
+        return None
+    repeat = timing.get("repeat")
+    if isinstance(repeat, Mapping):
+        per_day = _doses_per_day_from_repeat(repeat)
+        if per_day is not None:
+            return per_day
+    code = timing.get("code")
+    if isinstance(code, Mapping):
+        candidates = [c.get("code") for c in code.get("coding") or [] if isinstance(c, Mapping)] + [code.get("text")]
+        for candidate in candidates:
+            if isinstance(candidate, str) and candidate.strip().upper() in DOSES_PER_DAY_BY_CODE:
+                return float(DOSES_PER_DAY_BY_CODE[candidate.strip().upper()])
+    return None
+
+
+def _doses_per_day_from_repeat(repeat: Mapping) -> float | None:
+    period = repeat.get("period")
+    unit = repeat.get("periodUnit")
+    if not isinstance(period, (int, float)) or period <= 0 or unit not in DAYS_PER_PERIOD_UNIT:
+        return None
+    frequency = repeat.get("frequency")
+    if not isinstance(frequency, (int, float)):
+        times = repeat.get("when") or repeat.get("timeOfDay")
+        frequency = len(times) if isinstance(times, list) and times else 1
+    return frequency / (period * DAYS_PER_PERIOD_UNIT[unit])
+
+
+def extract_dosing(medication_request: Mapping, strength_mg: float | None) -> Dosing | None:
+    """The order's dosing, or None when it has no dosage instruction at all."""
+    instructions = [i for i in medication_request.get("dosageInstruction") or [] if isinstance(i, Mapping)]
+    if not instructions:
+        return None
+    steps = [
+        DoseStep(
+            mg_per_dose=_quantity_in_mg(_dose_quantity(instruction), strength_mg),
+            doses_per_day=_doses_per_day(instruction.get("timing")),
+            sequence=instruction.get("sequence") if isinstance(instruction.get("sequence"), int) else None,
+        )
+        for instruction in instructions
+    ]
+    steps.sort(key=lambda step: step.sequence if step.sequence is not None else 0)
+    return Dosing(tuple(steps))

@@ -1,0 +1,151 @@
+"""Which listed ingredients a FHIR medication names, and by which route it is given.
+
+Matching goes by RxNorm code first (milnacipran codes, ingredient RxCUIs, then product RxCUIs
+from the product table), and falls back to ingredient names in the text only when no code
+matched, for EHRs that send local codes or free text. ``medicationReference`` is resolved to
+a contained Medication or another known Medication (Bundle entry, prefetch, FHIR read).
+"""
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from cds_service.knowledge import Ingredient
+from cds_service.knowledge import Knowledge
+
+MILNACIPRAN_RXCUI = "588250"  # ingredient, kb §3.1 [D]
+RXNORM_SYSTEMS = {"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88"}
+# Route words in an order's dosage route (text, display or code), mapped to the rules' route
+# names. Words are matched, not SNOMED codes: route codes are not in the knowledge reference.
+ROUTE_WORDS = (
+    ("intravenous", "intravenous"), ("iv", "intravenous"), ("intramuscular", "intramuscular"),
+    ("im", "intramuscular"), ("subcutaneous", "subcutaneous"), ("intradermal", "local injection"),
+    ("infiltration", "local injection"), ("transdermal", "transdermal"), ("topical", "topical"),
+    ("cutaneous", "topical"), ("ophthalmic", "ophthalmic"), ("oral", "oral"), ("by mouth", "oral"),
+    ("po", "oral"), ("nasal", "nasal"), ("rectal", "rectal"),
+)
+ROUTE_PATTERN = re.compile(r"\b(" + "|".join(re.escape(word) for word, _ in ROUTE_WORDS) + r")\b")
+ROUTE_BY_WORD = dict(ROUTE_WORDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class MedicationMatch:
+    """One listed ingredient found in a medication, with what is known of the product."""
+
+    ingredient: Ingredient
+    route_hint: str | None      # from the product table: oral, injectable, transdermal, ...
+    rxcui: str | None           # the code that matched; None for a text match
+    strength_mg: float | None   # milnacipran tablets only
+    titration_pack: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Medication:
+    """What a resource's medication[x] says: codings, display text and the matches."""
+
+    display: str
+    matches: tuple[MedicationMatch, ...]
+
+
+class MedicationMatcher:
+    """Built once per knowledge version; identifies medications in FHIR resources."""
+
+    def __init__(self, knowledge: Knowledge):
+        self.knowledge = knowledge
+
+    def identify(self, resource: Mapping, known_medications: Mapping[str, Mapping] = {}) -> Medication:
+        """The medication of a MedicationRequest/Statement/Order, resolving references."""
+        concepts, display = self._concepts(resource, known_medications)
+        matches = self._coded_matches(concepts)
+        if not matches:
+            matches = self._text_matches(" ".join([display] + [_concept_text(c) for c in concepts]))
+        return Medication(display=display or "unnamed medication", matches=tuple(matches))
+
+    def _concepts(self, resource: Mapping, known: Mapping[str, Mapping]) -> tuple[list[Mapping], str]:
+        concept = resource.get("medicationCodeableConcept")
+        if isinstance(concept, Mapping):
+            return [concept], _concept_text(concept)
+        reference = resource.get("medicationReference")
+        if not isinstance(reference, Mapping):
+            return [], ""
+        display = reference.get("display") if isinstance(reference.get("display"), str) else ""
+        medication = _resolve(reference.get("reference"), resource, known)
+        if medication is None:
+            return [], display
+        concepts = [medication.get("code")] + [
+            item.get("itemCodeableConcept") for item in medication.get("ingredient") or [] if isinstance(item, Mapping)
+        ]
+        concepts = [c for c in concepts if isinstance(c, Mapping)]
+        return concepts, display or (_concept_text(concepts[0]) if concepts else "")
+
+    def _coded_matches(self, concepts: list[Mapping]) -> list[MedicationMatch]:
+        matches = []
+        for code in _rxnorm_codes(concepts):
+            milnacipran = self.knowledge.milnacipran_codes.get(code)
+            if milnacipran is not None:
+                matches.append(MedicationMatch(self.knowledge.ingredients[MILNACIPRAN_RXCUI], "oral", code,
+                                               milnacipran.strength_mg, milnacipran.titration_pack))
+            elif code in self.knowledge.ingredients:
+                matches.append(MedicationMatch(self.knowledge.ingredients[code], None, code, None))
+            else:
+                matches.extend(MedicationMatch(item.ingredient, item.route_hint, code, None)
+                               for item in self.knowledge.product_ingredients.get(code, ()))
+        return matches
+
+    def _text_matches(self, text: str) -> list[MedicationMatch]:
+        return [MedicationMatch(ingredient, None, None, None) for ingredient in self.knowledge.ingredients_in_text(text)]
+
+
+def _concept_text(concept: Mapping) -> str:
+    texts = [concept.get("text")] + [c.get("display") for c in concept.get("coding") or [] if isinstance(c, Mapping)]
+    return next((text for text in texts if isinstance(text, str) and text.strip()), "")
+
+
+def _rxnorm_codes(concepts: list[Mapping]) -> list[str]:
+    return [
+        str(coding["code"]).strip()
+        for concept in concepts
+        for coding in concept.get("coding") or []
+        if isinstance(coding, Mapping) and coding.get("system") in RXNORM_SYSTEMS and coding.get("code")
+    ]
+
+
+def _resolve(reference: Any, resource: Mapping, known: Mapping[str, Mapping]) -> Mapping | None:
+    if not isinstance(reference, str):
+        return None
+    if reference.startswith("#"):
+        return next((c for c in resource.get("contained") or []
+                     if isinstance(c, Mapping) and c.get("id") == reference[1:]), None)
+    reference = reference.split("/_history/", 1)[0]
+    return known.get(reference) or known.get("/".join(reference.rsplit("/", 2)[-2:]))
+
+
+def order_route(resource: Mapping) -> str | None:
+    """The route an order or statement names in its dosage, as a rule route name."""
+    dosages = resource.get("dosageInstruction") or resource.get("dosage") or []
+    for dosage in dosages:
+        route = dosage.get("route") if isinstance(dosage, Mapping) else None
+        if not isinstance(route, Mapping):
+            continue
+        words = [route.get("text")] + [value for coding in route.get("coding") or [] if isinstance(coding, Mapping)
+                                       for value in (coding.get("display"), coding.get("code"))]
+        for word in words:
+            found = ROUTE_PATTERN.search(word.lower()) if isinstance(word, str) else None
+            if found:
+                return ROUTE_BY_WORD[found.group(1)]
+    return None
+
+
+def medication_index(entries: list[Mapping]) -> dict[str, Mapping]:
+    """Medication resources of Bundle entries, keyed by ``Medication/id`` and by fullUrl."""
+    index = {}
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        if not isinstance(resource, Mapping) or resource.get("resourceType") != "Medication":
+            continue
+        if isinstance(resource.get("id"), str):
+            index[f"Medication/{resource['id']}"] = resource
+        if isinstance(entry.get("fullUrl"), str):
+            index[entry["fullUrl"]] = resource
+    return index

@@ -1,0 +1,91 @@
+"""Find the milnacipran MedicationRequests among the draft orders, with their dosing.
+
+For ``order-select`` only the ``selections`` are checked (all drafts when a client sends
+none). Every draft is normalised for the sandbox's known R4 slips (``category`` as an object,
+no ``intent``, no ``subject``) so that an ``update`` suggestion built from it is valid R4.
+"""
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from pydantic import ValidationError
+
+from cds_service.dose import Dosing
+from cds_service.dose import extract_dosing
+from cds_service.envelope import Envelope
+from cds_service.errors import BadRequest
+from cds_service.medications import MedicationMatch
+from cds_service.medications import MedicationMatcher
+from cds_service.medications import medication_index
+
+
+@dataclasses.dataclass(frozen=True)
+class MilnacipranOrder:
+    """One draft milnacipran order: the normalised resource and what the rules need of it."""
+
+    resource: Mapping[str, Any]     # normalised draft, never mutated; suggestions copy it
+    reference: str                  # "MedicationRequest/<id>"
+    display: str
+    match: MedicationMatch
+    dosing: Dosing | None
+    is_valid_r4: bool               # False: the draft cannot be echoed back in an update
+
+    @property
+    def id(self) -> str:
+        return self.reference.split("/", 1)[1]
+
+
+def _is_selected(resource: Mapping, selections: tuple[str, ...] | None) -> bool:
+    if selections is None:
+        return True
+    resource_id = resource.get("id")
+    return f"{resource.get('resourceType')}/{resource_id}" in selections or resource_id in selections
+
+
+def normalise_draft(resource: Mapping, patient_id: str) -> dict:
+    """A copy of a draft MedicationRequest with the sandbox's R4 slips repaired."""
+    draft = dict(resource)
+    if isinstance(draft.get("category"), dict):
+        draft["category"] = [draft["category"]]
+    draft.setdefault("status", "draft")
+    draft.setdefault("intent", "order")
+    draft.setdefault("subject", {"reference": f"Patient/{patient_id}"})
+    return draft
+
+
+def _is_valid_r4(draft: Mapping) -> bool:
+    try:
+        MedicationRequest.model_validate(draft)
+    except ValidationError:
+        return False
+    return True
+
+
+def find_milnacipran_orders(envelope: Envelope, matcher: MedicationMatcher) -> tuple[MilnacipranOrder, ...]:
+    """The selected draft orders that are milnacipran, in Bundle order."""
+    entries = envelope.draft_orders.get("entry") or []
+    known = medication_index(entries)
+    orders = []
+    for index, resource in enumerate(envelope.draft_entries()):
+        resource_type = resource.get("resourceType")
+        if resource_type not in ("MedicationRequest", "MedicationOrder") or not _is_selected(resource, envelope.selections):
+            continue
+        medication = matcher.identify(resource, known)
+        match = next((m for m in medication.matches if m.ingredient.group == "milnacipran"), None)
+        if match is None:
+            continue
+        if resource_type == "MedicationOrder":
+            raise BadRequest("The draft milnacipran order is a DSTU2 MedicationOrder; this service reads FHIR R4 "
+                             "MedicationRequest. Point the client (e.g. the CDS Hooks sandbox) at an R4 FHIR server.")
+        draft = normalise_draft(resource, envelope.patient_id)
+        orders.append(MilnacipranOrder(
+            resource=draft,
+            reference=f"MedicationRequest/{resource.get('id') or f'draft-{index}'}",
+            display=medication.display,
+            match=match,
+            dosing=extract_dosing(draft, match.strength_mg),
+            is_valid_r4=isinstance(resource.get("id"), str) and _is_valid_r4(draft),
+        ))
+    return tuple(orders)

@@ -1,0 +1,137 @@
+"""Service settings, read once from ``CDS_*`` environment variables and cast strictly.
+
+Every setting is declared in ``FIELDS`` with its variable name, type, default and meaning; the
+README's configuration table lists the same names (a test keeps the two in step). A value that
+cannot be cast stops the service at start-up with a message naming the variable.
+"""
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A ``CDS_*`` variable (or an override) has a value that cannot be used."""
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("expected a whole number of at least 1")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError("expected a number of at least 0")
+    return value
+
+
+def _optional_text(text: str) -> str | None:
+    return text.strip() or None
+
+
+def _base_url(text: str) -> str:
+    text = text.strip().rstrip("/")
+    if not text.startswith(("http://", "https://")):
+        raise ValueError("expected an http(s) URL")
+    return text
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    name: str
+    cast: Any
+    default: str
+    doc: str
+
+    @property
+    def variable(self) -> str:
+        return "CDS_" + self.name.upper()
+
+
+FIELDS = (
+    Field("host", str, "127.0.0.1", "Address `cds-service serve` listens on (the container uses 0.0.0.0)."),
+    Field("port", _positive_int, "8080", "Port `cds-service serve` listens on."),
+    Field("workers", _positive_int, "2", "gunicorn worker processes."),
+    Field("threads", _positive_int, "4", "Threads per gunicorn worker."),
+    Field("public_base_url", _base_url, "http://localhost:8080",
+          "The service's URL as EHRs call it; JWT audiences are this plus the endpoint path."),
+    Field("require_jwt", _boolean, "true",
+          "Verify the client's JWT on every request. `false` is for local use only and is logged loudly."),
+    Field("trusted_clients_file", _optional_text, "",
+          "JSON file of trusted EHR issuers and their keys (see Connecting an EHR)."),
+    Field("jwt_leeway_seconds", _non_negative_float, "60", "Clock leeway for `exp`/`nbf`."),
+    Field("jwks_refetch_seconds", _non_negative_float, "60",
+          "Least time between two fetches of a client's JWKS for an unknown `kid`."),
+    Field("max_body_bytes", _positive_int, "5000000", "Largest request body accepted; larger ones get 413."),
+    Field("policy_file", _optional_text, "",
+          "Site policy JSON overriding thresholds, look-back windows, card indicators, override reasons."),
+    Field("fhir_deadline_seconds", _non_negative_float, "1.5",
+          "Overall time allowed for fetching chart data from the EHR's FHIR server."),
+    Field("fhir_timeout_seconds", _non_negative_float, "1.0", "Connect and read timeout of one FHIR query."),
+    Field("fhir_max_pages", _positive_int, "5", "Most `next` pages followed for one FHIR search."),
+    Field("chart_cache_seconds", _non_negative_float, "0",
+          "Reuse fetched chart data for the same patient and FHIR server for this long (0 = off)."),
+    Field("cors_allow_origin", str, "*", "Value of Access-Control-Allow-Origin."),
+    Field("log_level", str, "INFO", "Python log level of the JSON logs."),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    workers: int
+    threads: int
+    public_base_url: str
+    require_jwt: bool
+    trusted_clients_file: str | None
+    jwt_leeway_seconds: float
+    jwks_refetch_seconds: float
+    max_body_bytes: int
+    policy_file: str | None
+    fhir_deadline_seconds: float
+    fhir_timeout_seconds: float
+    fhir_max_pages: int
+    chart_cache_seconds: float
+    cors_allow_origin: str
+    log_level: str
+
+    def public(self) -> dict[str, Any]:
+        """The settings as a dict safe to log (no setting here is a secret)."""
+        return dataclasses.asdict(self)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Build the settings from ``environ`` (default ``os.environ``), then apply ``overrides``.
+
+    Overrides use the field names (``require_jwt=False``) and are taken as already typed.
+    """
+    environ = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - {field.name for field in FIELDS}
+    if unknown:
+        raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    values = {}
+    for field in FIELDS:
+        if field.name in overrides:
+            values[field.name] = overrides[field.name]
+            continue
+        raw = environ.get(field.variable, field.default)
+        try:
+            values[field.name] = field.cast(raw)
+        except ValueError as error:
+            raise SettingsError(f"{field.variable}={raw!r}: {error}") from None
+    return Settings(**values)

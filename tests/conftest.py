@@ -1,0 +1,43 @@
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+sys.path.insert(0, str(Path(__file__).parent))  # test helpers: conformance, fhir_stub
+
+from conformance import assert_conformant_response  # noqa: E402
+
+from cds_service import create_app  # noqa: E402
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+SERVICE_PATH = re.compile(r"^/cds-services/[^/]+$")
+
+
+def load_fixture(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+class ConformanceCheckingClient(FlaskClient):
+    """A test client that checks every successful service response against the CDS Hooks rules."""
+
+    def open(self, *args, **kwargs):
+        response = super().open(*args, **kwargs)
+        if response.request.method == "POST" and SERVICE_PATH.match(response.request.path) \
+                and response.status_code == 200:
+            assert_conformant_response(response.get_json())
+        return response
+
+
+@pytest.fixture
+def app():
+    app = create_app({"require_jwt": False})
+    app.test_client_class = ConformanceCheckingClient
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

@@ -24,12 +24,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (test runners swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def configure_logging(level: str) -> None:
     """Send the ``cds_service`` loggers to stderr as JSON (idempotent)."""
     logger = logging.getLogger("cds_service")
     logger.setLevel(level.upper())
-    if not any(getattr(handler, "is_cds_json", False) for handler in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(handler, StderrHandler) for handler in logger.handlers):
+        handler = StderrHandler()
         handler.setFormatter(JsonFormatter())
-        handler.is_cds_json = True
         logger.addHandler(handler)

@@ -1,6 +1,8 @@
 """Milnacipran order check: a CDS Hooks 2.0 service for ``order-select`` and ``order-sign``."""
 
+import datetime
 import logging
+from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,11 +14,15 @@ from cds_service import api
 from cds_service.auth import ClientAuthenticator
 from cds_service.auth import Unauthorized
 from cds_service.auth import load_trusted_clients
+from cds_service.chart import ChartSource
 from cds_service.errors import CdsError
 from cds_service.errors import operation_outcome
 from cds_service.knowledge import default_knowledge
 from cds_service.logs import configure_logging
 from cds_service.pipeline import OrderCheck
+from cds_service.pipeline import utc_now
+from cds_service.policy import load_policy
+from cds_service.rules import RULE_IDS
 from cds_service.services import discovery_document
 from cds_service.settings import Settings
 from cds_service.settings import SettingsError
@@ -25,19 +31,22 @@ from cds_service.settings import load_settings
 log = logging.getLogger(__name__)
 
 
-def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None) -> Flask:
-    """Build the app: settings, knowledge, authentication, endpoints, error handling, CORS.
+def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None,
+               clock: Callable[[], datetime.datetime] = utc_now) -> Flask:
+    """Build the app: settings, knowledge and policy, authentication, endpoints, error handling, CORS.
 
-    ``config`` overrides settings by field name (``{"require_jwt": False}``), for tests and tools.
+    ``config`` overrides settings by field name (``{"require_jwt": False}``); ``clock`` gives the
+    time the rules see. Both are for tests and tools.
     """
     settings = load_settings(environ, config)
     configure_logging(settings.log_level)
     knowledge = default_knowledge()
+    policy = load_policy(settings.policy_file, knowledge, RULE_IDS)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["cds.settings"] = settings
-    app.extensions["cds.check"] = OrderCheck(knowledge)
+    app.extensions["cds.check"] = OrderCheck(policy, ChartSource(settings), clock)
     app.extensions["cds.discovery"] = discovery_document(knowledge)
     app.extensions["cds.authenticator"] = _authenticator(settings)
     app.register_blueprint(api.cds)

@@ -85,6 +85,12 @@ def _detail(findings: Sequence[Finding], knowledge_version: str) -> str:
     return f"{body}\n\n**Label:** {sections}\n\n_Knowledge {knowledge_version} · rules {rules}_"
 
 
+def _override_reasons(reasons: Sequence[Mapping], topic: str) -> list[dict]:
+    """The reasons that fit this card's topic (a reason without ``topics`` fits every card), as Codings."""
+    return [{key: reason[key] for key in ("system", "code", "display")}
+            for reason in reasons if topic in reason.get("topics", (topic,))]
+
+
 def render_card(findings: Sequence[Finding], knowledge_version: str, override_reasons: Sequence[Mapping]) -> dict:
     """One card from the findings of one topic, most urgent first."""
     ordered = sorted(findings, key=lambda finding: -finding.rank)
@@ -102,7 +108,7 @@ def render_card(findings: Sequence[Finding], knowledge_version: str, override_re
         },
         "suggestions": [_suggestion(suggestion) for suggestion in suggestions],
         "selectionBehavior": "at-most-one" if suggestions else None,
-        "overrideReasons": [dict(reason) for reason in override_reasons] if lead.rank > 0 else None,
+        "overrideReasons": _override_reasons(override_reasons, lead.topic) if lead.rank > 0 else None,
         "links": [{"label": "Savella prescribing information (DailyMed)", "url": LABEL_URL, "type": "absolute"}],
     })
 

@@ -5,7 +5,9 @@ import json
 import sys
 from pathlib import Path
 
+from cds_service.auth import TrustConfigError
 from cds_service.errors import CdsError
+from cds_service.policy import PolicyError
 from cds_service.settings import SettingsError
 from cds_service.settings import load_settings
 
@@ -38,16 +40,30 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    """Print the response a request file would get, without a server or authentication."""
+    """Print the response a request (or scenario) file would get, without a server or authentication.
+
+    A scenario file (``fixtures/scenarios/*.json``) holds the request under ``request`` and the
+    evaluation time under ``now``; ``--now`` overrides the time for either kind of file.
+    """
+    from cds_service.chart import ChartSource
     from cds_service.envelope import parse_envelope
     from cds_service.envelope import parse_json_object
+    from cds_service.fhir_time import parse_time
     from cds_service.knowledge import default_knowledge
     from cds_service.pipeline import OrderCheck
+    from cds_service.pipeline import utc_now
+    from cds_service.policy import load_policy
+    from cds_service.rules import RULE_IDS
 
     try:
         data = parse_json_object(Path(args.request).read_bytes())
-        envelope = parse_envelope(data, expected_hook=str(data.get("hook")))
-        response = OrderCheck(default_knowledge()).evaluate(envelope)
+        request = data["request"] if isinstance(data.get("request"), dict) else data
+        now = parse_time(args.now or data.get("now"))
+        envelope = parse_envelope(request, expected_hook=str(request.get("hook")))
+        settings = load_settings()
+        check = OrderCheck(load_policy(settings.policy_file, default_knowledge(), RULE_IDS), ChartSource(settings),
+                           (lambda: now) if now else utc_now)
+        response = check.evaluate(envelope)
     except OSError as error:
         print(f"cannot read {args.request}: {error.strerror}", file=sys.stderr)
         return 2
@@ -68,12 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--workers", type=int, help="worker processes (default CDS_WORKERS or 2)")
     serve_parser.set_defaults(run=serve)
     evaluate_parser = commands.add_parser("evaluate", help="print the response to a request file")
-    evaluate_parser.add_argument("request", help="a CDS Hooks request JSON file")
+    evaluate_parser.add_argument("request", help="a CDS Hooks request JSON file, or a scenario file")
+    evaluate_parser.add_argument("--now", help="evaluation time, e.g. 2026-11-20T15:00:00Z (default: now)")
     evaluate_parser.set_defaults(run=evaluate)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except SettingsError as error:
+    except (SettingsError, PolicyError, TrustConfigError) as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
 

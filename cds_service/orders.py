@@ -63,10 +63,14 @@ def _is_valid_r4(draft: Mapping) -> bool:
     return True
 
 
-def find_milnacipran_orders(envelope: Envelope, matcher: MedicationMatcher) -> tuple[MilnacipranOrder, ...]:
-    """The selected draft orders that are milnacipran, in Bundle order."""
-    entries = envelope.draft_orders.get("entry") or []
-    known = medication_index(entries)
+def find_milnacipran_orders(envelope: Envelope, matcher: MedicationMatcher,
+                            fetched_medications: Mapping[str, Mapping] | None = None) -> tuple[MilnacipranOrder, ...]:
+    """The selected draft orders that are milnacipran, in Bundle order.
+
+    ``fetched_medications`` are Medication resources read from the FHIR server for references
+    the Bundle does not hold.
+    """
+    known = {**(fetched_medications or {}), **medication_index(envelope.draft_orders.get("entry") or [])}
     orders = []
     for index, resource in enumerate(envelope.draft_entries()):
         resource_type = resource.get("resourceType")

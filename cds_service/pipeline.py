@@ -1,20 +1,28 @@
 """The one-way check of a hook request: envelope -> orders -> chart -> snapshot -> rules -> cards.
 
-``OrderCheck`` holds what is loaded once at start-up (knowledge, policy, medication matcher)
-and is shared by the HTTP view and the ``evaluate`` command. A crash anywhere after the
-envelope was understood becomes a visible "check could not run" card, never a 500 and never
-an empty card list.
+``OrderCheck`` holds what is loaded once at start-up (knowledge, policy, medication matcher,
+chart source) and is shared by the HTTP view and the ``evaluate`` command. A crash anywhere
+after the envelope was understood becomes a visible "check could not run" card, never a 500
+and never an empty card list.
 """
 
+import datetime
 import logging
+from collections.abc import Callable
 
 from cds_service.cards import render_cards
+from cds_service.chart import ChartSource
 from cds_service.envelope import Envelope
 from cds_service.errors import CdsError
+from cds_service.errors import PreconditionFailed
 from cds_service.findings import Finding
-from cds_service.knowledge import Knowledge
 from cds_service.medications import MedicationMatcher
+from cds_service.medications import medication_index
 from cds_service.orders import find_milnacipran_orders
+from cds_service.policy import Policy
+from cds_service.rules import evaluate_rules
+from cds_service.services import prefetch_templates
+from cds_service.snapshot import build_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -29,27 +37,57 @@ CHECK_FAILED = Finding(
 )
 
 
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
 class OrderCheck:
-    def __init__(self, knowledge: Knowledge):
-        self.knowledge = knowledge
-        self.matcher = MedicationMatcher(knowledge)
+    def __init__(self, policy: Policy, chart_source: ChartSource, clock: Callable[[], datetime.datetime] = utc_now):
+        self.policy = policy
+        self.knowledge = policy.knowledge
+        self.matcher = MedicationMatcher(self.knowledge)
+        self.templates = prefetch_templates(self.knowledge)
+        self.chart_source = chart_source
+        self.clock = clock
 
     def evaluate(self, envelope: Envelope) -> dict:
         """The CDS Hooks response for one request."""
         try:
             orders = find_milnacipran_orders(envelope, self.matcher)
+            unresolved = self._unresolved_medication_references(envelope, orders)
+            if not orders and not unresolved:
+                return {"cards": []}
+            chart = self.chart_source.gather(envelope, self.templates, unresolved)
+            if unresolved:
+                orders = find_milnacipran_orders(envelope, self.matcher, chart.medications)
             if not orders:
                 return {"cards": []}
-            return {"cards": self._cards(self._findings(envelope, orders))}
+            if chart.patient is None:
+                raise PreconditionFailed("The Patient resource could not be had from prefetch or the FHIR server, "
+                                         "so no milnacipran check could be made.")
+            snapshot = build_snapshot(chart, orders, envelope.draft_entries(), self.matcher, self.clock(),
+                                      self.policy.thresholds)
+            return {"cards": self._cards(self._findings(orders, snapshot))}
         except CdsError:
             raise
         except Exception:
             log.exception("order check failed", extra={"fields": {"hookInstance": envelope.hook_instance}})
             return {"cards": self._cards([CHECK_FAILED])}
 
-    def _findings(self, envelope: Envelope, orders) -> list[Finding]:
-        """Findings of the rules for these orders (the clinical rules come in their own change)."""
-        return []
+    def _unresolved_medication_references(self, envelope: Envelope, orders) -> list[str]:
+        """medicationReferences of unidentified drafts that neither the Bundle nor a contained resource holds."""
+        if orders:
+            return []
+        known = medication_index(envelope.draft_orders.get("entry") or [])
+        references = []
+        for resource in envelope.draft_entries():
+            reference = (resource.get("medicationReference") or {}).get("reference")
+            if isinstance(reference, str) and not reference.startswith("#") and reference not in known:
+                references.append(reference)
+        return references
+
+    def _findings(self, orders, snapshot) -> list[Finding]:
+        return evaluate_rules(orders, snapshot, self.policy)
 
     def _cards(self, findings: list[Finding]) -> list[dict]:
-        return render_cards(findings, self.knowledge.version, self.knowledge.override_reasons)
+        return render_cards(findings, self.knowledge.version, self.policy.override_reasons)

@@ -159,6 +159,7 @@ class Knowledge:
     ingredient_names: tuple[tuple[str, Ingredient], ...]  # longest name first
     milnacipran_codes: Mapping[str, MilnacipranCode]
     observation_kinds: Mapping[str, str]
+    observation_displays: Mapping[str, str]
     egfr_preference: Mapping[str, int]  # 1 = most preferred
     thresholds: Mapping[str, float]
     threshold_sources: Mapping[str, str]
@@ -198,6 +199,10 @@ class Knowledge:
         key = _norm_system(system)
         return tuple(code for sys_key, code, match in self._condition_rows.get(category, ())
                      if sys_key == key and (include_prefixes or match == "exact"))
+
+    def loinc_of(self, kind: str) -> str:
+        """The first LOINC code of an observation kind in observations.csv (e.g. 2160-0 for creatinine_mass)."""
+        return next(code for code, code_kind in self.observation_kinds.items() if code_kind == kind)
 
     def snomed_codes_in_category(self, category: str) -> tuple[str, ...]:
         """SNOMED CT codes of one category (all SNOMED rows are exact codes)."""
@@ -294,9 +299,11 @@ def load_knowledge(directory: str | Path | None = None) -> Knowledge:
         )
 
     kinds: dict[str, str] = {}
+    displays: dict[str, str] = {}
     egfr: dict[str, int] = {}
     for r in _read_csv(d / "observations.csv"):
         kinds[r["loinc"]] = r["kind"]
+        displays[r["loinc"]] = r["display"]
         if r["egfr_preference"]:
             egfr[r["loinc"]] = int(r["egfr_preference"])
 
@@ -341,6 +348,7 @@ def load_knowledge(directory: str | Path | None = None) -> Knowledge:
         ingredient_names=names,
         milnacipran_codes=MappingProxyType(milnacipran),
         observation_kinds=MappingProxyType(kinds),
+        observation_displays=MappingProxyType(displays),
         egfr_preference=MappingProxyType(egfr),
         thresholds=MappingProxyType(thresholds),
         threshold_sources=MappingProxyType(threshold_sources),

@@ -1,0 +1,111 @@
+"""Site policy: the pharmacy committee's overrides of thresholds, card indicators and override reasons.
+
+A policy file (``CDS_POLICY_FILE``) is JSON::
+
+    {"thresholds": {"bp_hr_window_days": 180},
+     "indicators": {"M4": "critical", "A2": "off"},
+     "overrideReasons": [{"system": "...", "code": "...", "display": "...", "topics": ["renal-function"]}]}
+
+Without a file the defaults reproduce the knowledge reference. Anything invalid raises
+``PolicyError`` naming the key, and the service refuses to start. The label's
+contraindications (``CONTRAINDICATION_RULES``) can be raised or lowered but never turned off.
+"""
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from cds_service.cards import TOPICS
+from cds_service.knowledge import Knowledge
+
+LEVELS = ("info", "warning", "critical", "off")
+CONTRAINDICATION_RULES = {"M1", "M2", "M3", "R5"}
+
+
+class PolicyError(ValueError):
+    """The site policy file cannot be used; the message names the bad key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    knowledge: Knowledge
+    thresholds: Mapping[str, float]
+    indicators: Mapping[str, str]
+    override_reasons: tuple[Mapping[str, str], ...]
+    source: str = "knowledge defaults"
+
+    def threshold(self, name: str) -> float:
+        return self.thresholds[name]
+
+    def indicator(self, rule_id: str, default: str) -> str:
+        return self.indicators.get(rule_id, default)
+
+
+def default_policy(knowledge: Knowledge) -> Policy:
+    return Policy(knowledge, knowledge.thresholds, MappingProxyType({}), knowledge.override_reasons)
+
+
+def _thresholds(raw: Any, knowledge: Knowledge) -> dict[str, float]:
+    if not isinstance(raw, Mapping):
+        raise PolicyError("'thresholds' must be an object of threshold name -> number")
+    merged = dict(knowledge.thresholds)
+    for name, value in raw.items():
+        if name not in merged:
+            raise PolicyError(f"thresholds.{name}: unknown threshold (known: see cds_service/knowledge/thresholds.json)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise PolicyError(f"thresholds.{name}: must be a non-negative number, not {value!r}")
+        merged[name] = float(value)
+    return merged
+
+
+def _indicators(raw: Any, rule_ids: set[str]) -> dict[str, str]:
+    if not isinstance(raw, Mapping):
+        raise PolicyError("'indicators' must be an object of rule id -> info|warning|critical|off")
+    for rule_id, level in raw.items():
+        if rule_id not in rule_ids:
+            raise PolicyError(f"indicators.{rule_id}: unknown rule id (see cds_service/rules/README.md)")
+        if level not in LEVELS:
+            raise PolicyError(f"indicators.{rule_id}: must be one of {', '.join(LEVELS)}, not {level!r}")
+        if level == "off" and rule_id in CONTRAINDICATION_RULES:
+            raise PolicyError(f"indicators.{rule_id}: a label contraindication cannot be turned off")
+    return dict(raw)
+
+
+def _override_reasons(raw: Any) -> tuple[dict, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise PolicyError("'overrideReasons' must be a non-empty array of Codings")
+    for index, reason in enumerate(raw):
+        if not isinstance(reason, Mapping) or not all(isinstance(reason.get(k), str) and reason[k]
+                                                      for k in ("system", "code", "display")):
+            raise PolicyError(f"overrideReasons[{index}]: needs non-empty 'system', 'code' and 'display'")
+        if not set(reason.get("topics", ())) <= set(TOPICS) or isinstance(reason.get("topics"), str):
+            raise PolicyError(f"overrideReasons[{index}].topics: must list card topic codes")
+    return tuple(dict(reason) for reason in raw)
+
+
+def load_policy(path: str | None, knowledge: Knowledge, rule_ids: set[str]) -> Policy:
+    """The site policy from ``path`` (None: the defaults), validated against the knowledge."""
+    if path is None:
+        return default_policy(knowledge)
+    try:
+        raw = json.loads(Path(path).read_text())
+    except OSError as error:
+        raise PolicyError(f"CDS_POLICY_FILE {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise PolicyError(f"CDS_POLICY_FILE {path}: not valid JSON ({error})") from None
+    if not isinstance(raw, Mapping):
+        raise PolicyError(f"CDS_POLICY_FILE {path}: must be a JSON object")
+    unknown = set(raw) - {"thresholds", "indicators", "overrideReasons", "_comment"}
+    if unknown:
+        raise PolicyError(f"{', '.join(sorted(unknown))}: unknown key (expected thresholds, indicators, overrideReasons)")
+    return Policy(
+        knowledge=knowledge,
+        thresholds=MappingProxyType(_thresholds(raw.get("thresholds", {}), knowledge)),
+        indicators=MappingProxyType(_indicators(raw.get("indicators", {}), rule_ids)),
+        override_reasons=_override_reasons(raw["overrideReasons"]) if "overrideReasons" in raw
+        else knowledge.override_reasons,
+        source=str(path),
+    )

@@ -1,0 +1,151 @@
+"""Creatinine clearance for the label's renal bands (kb §2): Cockcroft-Gault, measured CrCl, eGFR.
+
+Preference (kb §2.3): a current measured 24-h CrCl; else Cockcroft-Gault from the latest usable
+serum creatinine, weight (basis by BMI, kb §2.2) and age; a lab eGFR de-indexed by BSA is the
+fallback, and when both exist and fall in different bands the lower one is used. Sex unknown:
+both sexes are computed and the lower CrCl is used. Every input is kept for the card.
+"""
+
+import dataclasses
+import datetime
+import math
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
+from cds_service.fhir_time import show_date
+
+
+@dataclasses.dataclass(frozen=True)
+class RenalEstimate:
+    crcl: float | None              # mL/min, unrounded; None when no estimate could be made
+    method: str                     # how crcl was obtained, for the card
+    inputs: tuple[str, ...]         # the numbers and dates behind it, for the card
+    notes: tuple[str, ...]          # caveats: unknown sex, no height, eGFR disagreement ...
+    missing: tuple[str, ...]        # what was missing when crcl is None
+    measured_at: datetime.datetime | None = None
+    stale: bool = False             # the creatinine used is older than the current window
+    unstable: bool = False          # creatinine changed >= 0.3 mg/dL within 48 h
+
+    def band(self, thresholds: Mapping[str, float]) -> str | None:
+        """esrd | severe | moderate | normal (kb §0.5 Decision 2: unrounded bands)."""
+        if self.crcl is None:
+            return None
+        if self.crcl < thresholds["crcl_esrd_below"]:
+            return "esrd"
+        if self.crcl < thresholds["crcl_severe_below"]:
+            return "severe"
+        return "moderate" if self.crcl < thresholds["crcl_moderate_below"] else "normal"
+
+
+def cockcroft_gault(age: int, weight_kg: float, creatinine_mg_dl: float, female: bool, t: Mapping[str, float]) -> float:
+    """CrCl (mL/min) = (140 - age) x weight / (72 x SCr), x 0.85 if female (kb §2.2)."""
+    crcl = (t["cockcroft_gault_age_base"] - age) * weight_kg / (t["cockcroft_gault_denominator"] * creatinine_mg_dl)
+    return crcl * t["female_crcl_factor"] if female else crcl
+
+
+def dosing_weight(weight_kg: float, height_cm: float | None, female: bool, t: Mapping[str, float]) -> tuple[float, str]:
+    """The weight C-G uses and why: actual below BMI 18.5, ideal (or actual if lower) to 24.9, adjusted above."""
+    if height_cm is None:
+        return weight_kg, f"actual weight {weight_kg:.1f} kg (height unavailable)"
+    bmi = weight_kg / (height_cm / 100) ** 2
+    inches_over = height_cm / t["cm_per_inch"] - t["ibw_height_base_inches"]
+    ideal = (t["ibw_female_base_kg"] if female else t["ibw_male_base_kg"]) + t["ibw_kg_per_inch_over_60"] * inches_over
+    if bmi < t["bmi_underweight_below"]:
+        return weight_kg, f"actual weight {weight_kg:.1f} kg (BMI {bmi:.1f})"
+    if bmi < t["bmi_overweight_from"] and ideal <= weight_kg:
+        return ideal, f"ideal weight {ideal:.1f} kg (BMI {bmi:.1f}; actual {weight_kg:.1f} kg)"
+    if bmi < t["bmi_overweight_from"]:
+        return weight_kg, f"actual weight {weight_kg:.1f} kg (BMI {bmi:.1f}; below ideal {ideal:.1f} kg)"
+    adjusted = ideal + t["adjusted_weight_fraction"] * (weight_kg - ideal)
+    return adjusted, f"adjusted weight {adjusted:.1f} kg (BMI {bmi:.1f}; actual {weight_kg:.1f} kg, ideal {ideal:.1f} kg)"
+
+
+def _within(readings: Sequence[Any], now: datetime.datetime, days: float) -> Any:
+    """The newest reading no older than ``days`` (readings are newest first)."""
+    for reading in readings:
+        if reading.when is not None and (now - reading.when).total_seconds() <= days * 86400:
+            return reading
+    return None
+
+
+def _is_unstable(creatinine: Sequence[Any], t: Mapping[str, float]) -> tuple[bool, Any]:
+    """(unstable?, the worst reading) over the readings within 48 h of the newest."""
+    newest = creatinine[0]
+    window = [r for r in creatinine if r.when and newest.when
+              and (newest.when - r.when).total_seconds() <= t["scr_unstable_window_hours"] * 3600]
+    worst = max(window, key=lambda r: r.value)
+    spread = worst.value - min(r.value for r in window)
+    return spread >= t["scr_unstable_delta_mg_dl"], worst
+
+
+def _body_surface_area(weight_kg: float, height_cm: float) -> float:
+    """Mosteller: sqrt(height cm x weight kg / 3600) (kb §2.3)."""
+    return math.sqrt(height_cm * weight_kg / 3600)
+
+
+def _band_rank(value: float, t: Mapping[str, float]) -> int:
+    return sum(value >= t[name] for name in ("crcl_esrd_below", "crcl_severe_below", "crcl_moderate_below"))
+
+
+def _from_egfr(egfr, weight, height, t) -> tuple[float, str]:
+    if weight is not None and height is not None:
+        bsa = _body_surface_area(weight.value, height.value)
+        value = egfr.value * bsa / t["egfr_bsa_reference_m2"]
+        return value, (f"eGFR {egfr.value:g} mL/min/1.73 m² ({show_date(egfr.when)}) de-indexed by BSA "
+                       f"{bsa:.2f} m² = {value:.0f} mL/min")
+    return egfr.value, f"eGFR {egfr.value:g} mL/min/1.73 m² ({show_date(egfr.when)}), not de-indexed (no height/weight)"
+
+
+def estimate_renal_function(*, age, sex, now, thresholds, egfr_preference, creatinine, weights, heights, egfr,
+                            measured_crcl) -> RenalEstimate:
+    """The estimate the renal rules band; see the module docstring for the order of preference."""
+    t = thresholds
+    if age is not None and age < t["adult_age"]:
+        return RenalEstimate(None, "not estimated", (), ("Cockcroft-Gault is not used under 18",), ("adult age",))
+    measured = _within(measured_crcl, now, t["scr_current_days"])
+    if measured is not None:
+        return RenalEstimate(measured.value, "measured 24-h urine creatinine clearance",
+                             (f"measured CrCl {measured.value:g} mL/min ({show_date(measured.when)})",), (), (),
+                             measured.when)
+    scr = _within(creatinine, now, t["scr_usable_days"])
+    weight = _within(weights, now, t["weight_usable_days"])
+    height = _within(heights, now, t["height_usable_days"])
+    usable_egfr = sorted((e for e in egfr if e.when and (now - e.when).days <= t["scr_usable_days"]),
+                         key=lambda e: (egfr_preference.get(e.code, 99), -(e.when.timestamp())))
+    lab_egfr = usable_egfr[0] if usable_egfr else None
+    egfr_value = _from_egfr(lab_egfr, weight, height, t) if lab_egfr else None
+    if scr is None or weight is None or age is None:
+        missing = tuple(name for name, value in (("serum creatinine within 365 days", scr),
+                                                 ("weight within 365 days", weight), ("age", age)) if value is None)
+        if egfr_value is None:
+            return RenalEstimate(None, "not estimated", (), (), missing)
+        stale = (now - lab_egfr.when).days > t["scr_current_days"]
+        return RenalEstimate(egfr_value[0], "estimated from the lab eGFR", (egfr_value[1],),
+                             (f"no Cockcroft-Gault: missing {', '.join(missing)}",), (), lab_egfr.when, stale)
+
+    unstable, worst = _is_unstable([c for c in creatinine if c.when and c.when <= scr.when], t)
+    used_scr = worst if unstable else scr
+    sexes = [sex == "female"] if sex else [False, True]
+    results = []
+    for female in sexes:
+        weight_used, basis = dosing_weight(weight.value, height.value if height else None, female, t)
+        results.append((cockcroft_gault(age, weight_used, used_scr.value, female, t), female, basis))
+    crcl, female, basis = min(results)
+    inputs = [f"SCr {used_scr.value:.2f} mg/dL ({show_date(used_scr.when)})", basis,
+              f"age {age}", "female" if female else "male"]
+    notes = []
+    if sex is None:
+        notes.append("sex unknown: computed for both sexes, the lower CrCl is used")
+    if unstable:
+        notes.append(f"renal function unstable (creatinine changed ≥ {t['scr_unstable_delta_mg_dl']:g} mg/dL within "
+                     f"{t['scr_unstable_window_hours']:g} h): the highest value is used; reassess before maintenance dosing")
+    method = "Cockcroft-Gault"
+    if egfr_value is not None:
+        inputs.append(egfr_value[1])
+        if _band_rank(egfr_value[0], t) < _band_rank(crcl, t):
+            notes.append(f"eGFR-based {egfr_value[0]:.0f} mL/min falls in a lower band than C-G {crcl:.0f} mL/min: "
+                         "the lower is used")
+            crcl, method = egfr_value[0], "estimated from the lab eGFR (lower than Cockcroft-Gault)"
+    stale = (now - used_scr.when).days > t["scr_current_days"]
+    return RenalEstimate(crcl, method, tuple(inputs), tuple(notes), (), used_scr.when, stale, unstable)

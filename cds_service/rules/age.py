@@ -1,0 +1,31 @@
+"""Age (label boxed warning, 8.4, 8.5): under 18, young adults, elderly."""
+
+from cds_service.findings import Finding
+
+IDS = ("A1", "A2", "A3")
+
+
+def age(orders, snapshot, policy):
+    """A1 under 18 (warning), A2 18-24 (info), A3 65 and over (info)."""
+    years = snapshot.age
+    if years is None:
+        return []
+    if years < policy.threshold("adult_age"):
+        return [Finding("warning", f"Patient is {years}: milnacipran is not approved under 18 (boxed warning).",
+                        "Safety and effectiveness in pediatric patients have not been established; antidepressants "
+                        "increase suicidal thinking and behaviour in children and adolescents.",
+                        "Savella PI Boxed warning; §8.4 Pediatric use", rule_id="A1")]
+    if years <= policy.threshold("young_adult_max_age"):
+        return [Finding("info", f"Patient is {years}: antidepressants raise suicidality risk up to age 24; monitor closely.",
+                        "Boxed warning: increased suicidal thinking and behaviour in children, adolescents and young "
+                        "adults; watch for clinical worsening, especially early and at dose changes.",
+                        "Savella PI Boxed warning; §5.1 Suicidality", rule_id="A2")]
+    if years >= policy.threshold("elderly_age"):
+        return [Finding("info", f"Patient is {years}: check renal function for dosing; hyponatremia is more likely.",
+                        "Milnacipran is excreted mainly by the kidney; elderly patients are more likely to have reduced "
+                        "renal function and to develop hyponatremia.",
+                        "Savella PI §8.5 Geriatric use; §5.8 Hyponatremia", rule_id="A3")]
+    return []
+
+
+RULES = (age,)

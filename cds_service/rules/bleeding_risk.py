@@ -1,0 +1,39 @@
+"""Increased risk of bleeding (label 5.9, 2023): anticoagulants, antiplatelets, NSAIDs, aspirin."""
+
+from cds_service.findings import Finding
+from cds_service.rules.common import bullet_list
+from cds_service.rules.common import describe_use
+from cds_service.rules.common import name_list
+
+IDS = ("B1", "B2", "B3")
+SECTION = "Savella PI §5.9 Increased risk of bleeding"
+NON_SYSTEMIC_ROUTES = {"topical", "ophthalmic"}  # kb §0.5 Decision 7
+
+
+def bleeding_risk(orders, snapshot, policy):
+    """B1/B2 (warning) and B3: systemic NSAID or aspirin, info unless B1/B2, age >= 65 or a bleeding disorder."""
+    anticoagulants = [u for u in snapshot.medications_in("anticoagulant") if u.is_current]
+    antiplatelets = [u for u in snapshot.medications_in("antiplatelet") if u.is_current]
+    nsaids = [u for u in snapshot.medications_in("nsaid", "aspirin")
+              if u.is_current and u.route not in NON_SYSTEMIC_ROUTES]
+    if not (anticoagulants or antiplatelets or nsaids):
+        return []
+    factors = [f"{c.display} on the problem list" for c in snapshot.conditions_in("bleeding_disorder")]
+    if snapshot.age is not None and snapshot.age >= policy.threshold("elderly_age"):
+        factors.append(f"age {snapshot.age}")
+    lines = [describe_use(u, snapshot.now) for u in anticoagulants + antiplatelets + nsaids]
+    if factors:
+        lines.append("Added risk: " + "; ".join(factors))
+    names = name_list(u.ingredient.name for u in anticoagulants + antiplatelets + nsaids)
+    rule_id = "B1" if anticoagulants else "B2" if antiplatelets else "B3"
+    serious = anticoagulants or antiplatelets or factors
+    detail = ("Drugs that interfere with serotonin reuptake raise bleeding risk, more so with aspirin, NSAIDs, "
+              "warfarin and other anticoagulants (events range from ecchymosis to life-threatening haemorrhage)."
+              + (" Monitor INR and for bleeding." if any(u.ingredient.name == "warfarin" for u in anticoagulants) else "")
+              + "\n\n" + bullet_list(lines))
+    return [Finding("warning" if serious else "info",
+                    f"Bleeding risk with {names}: monitor for bleeding" + (" and INR." if "warfarin" in names else "."),
+                    detail, SECTION, rule_id=rule_id)]
+
+
+RULES = (bleeding_risk,)

@@ -1,0 +1,114 @@
+"""Blood pressure and heart rate history (label 5.3, 5.4): baseline, uncontrolled, severe, tachycardia, rise.
+
+Cut-offs are the reference's design choices (kb §1g); the label says measure before starting,
+treat first, and reduce or stop on a sustained rise.
+"""
+
+from statistics import mean
+
+from cds_service.fhir_time import show_date
+from cds_service.findings import Finding
+from cds_service.rules.common import bullet_list
+from cds_service.rules.common import order_observation
+from cds_service.rules.common import patient_id
+
+IDS = ("V1", "V2", "V3", "V4", "V5")
+SECTION = "Savella PI §5.3 Elevated blood pressure; §5.4 Elevated heart rate"
+
+
+def _recent(readings, snapshot, policy):
+    days = policy.threshold("bp_hr_window_days")
+    return [r for r in readings if r.when is not None and 0 <= snapshot.days_since(r.when) <= days]
+
+
+def _bp_text(reading) -> str:
+    systolic = f"{reading.systolic:g}" if reading.systolic is not None else "?"
+    diastolic = f"{reading.diastolic:g}" if reading.diastolic is not None else "?"
+    return f"BP {systolic}/{diastolic} mmHg ({show_date(reading.when)})"
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return mean(values) if values else None
+
+
+def blood_pressure_history(orders, snapshot, policy):
+    """V3 severe (critical), V2 uncontrolled (warning) on the mean of the last readings; V1 no baseline (info)."""
+    last = int(policy.threshold("bp_hr_mean_of_last_readings"))
+    pressures = _recent(snapshot.blood_pressures, snapshot, policy)[:last]
+    crisis = snapshot.conditions_in("hypertensive_crisis")
+    hypertension = snapshot.conditions_in("hypertension")
+    systolic = _mean(r.systolic for r in pressures)
+    diastolic = _mean(r.diastolic for r in pressures)
+    lines = [_bp_text(r) for r in pressures] + [f"{c.display} on the problem list" for c in crisis + hypertension]
+    if systolic is not None or diastolic is not None:
+        lines.insert(0, f"Mean of the last {len(pressures)}: {systolic or 0:.0f}/{diastolic or 0:.0f} mmHg")
+    detail = bullet_list(lines)
+    if crisis or (systolic or 0) >= policy.threshold("sbp_severe") or (diastolic or 0) >= policy.threshold("dbp_severe"):
+        return [Finding("critical", "Severe hypertension: control blood pressure before starting milnacipran.",
+                        detail, SECTION, rule_id="V3")]
+    if (systolic or 0) >= policy.threshold("sbp_uncontrolled") or (diastolic or 0) >= policy.threshold("dbp_uncontrolled"):
+        return [Finding("warning", "Uncontrolled blood pressure: treat hypertension before starting milnacipran; "
+                        "recheck during titration.", detail, SECTION, rule_id="V2")]
+    if hypertension and not pressures:
+        return [Finding("warning", f"Hypertension with no BP reading in {policy.threshold('bp_hr_window_days'):g} days: "
+                        "measure and control BP before starting milnacipran.", detail, SECTION, rule_id="V2")]
+    return []
+
+
+def tachycardia(orders, snapshot, policy):
+    """V4: mean of the last heart rates above 100/min (warning)."""
+    last = int(policy.threshold("bp_hr_mean_of_last_readings"))
+    rates = _recent(snapshot.heart_rates, snapshot, policy)[:last]
+    rate = _mean(r.value for r in rates)
+    if rate is None or rate <= policy.threshold("heart_rate_tachycardia_above"):
+        return []
+    lines = [f"Mean of the last {len(rates)}: {rate:.0f}/min"] + [f"HR {r.value:g}/min ({show_date(r.when)})" for r in rates]
+    return [Finding("warning", f"Resting heart rate {rate:.0f}/min: treat tachyarrhythmia before starting milnacipran.",
+                    bullet_list(lines), SECTION, rule_id="V4")]
+
+
+def sustained_rise_on_treatment(orders, snapshot, policy):
+    """V5: on milnacipran, >= 2 readings since its start with SBP +15 or HR +20 over the pre-treatment baseline."""
+    starts = [u.start for u in snapshot.medications_in("milnacipran") if u.status == "active" and u.start]
+    if not starts:
+        return []
+    start = min(starts)
+    findings_lines = []
+    for label, readings, value, rise in (
+        ("SBP", snapshot.blood_pressures, lambda r: r.systolic, policy.threshold("bp_rise_sbp_mmhg")),
+        ("HR", snapshot.heart_rates, lambda r: r.value, policy.threshold("hr_rise_bpm")),
+    ):
+        before = [r for r in readings if r.when and r.when < start and value(r) is not None]
+        after = [r for r in readings if r.when and r.when >= start and value(r) is not None]
+        if not before:
+            continue
+        baseline = value(before[0])
+        raised = [r for r in after if value(r) >= baseline + rise]
+        if len(raised) >= policy.threshold("bp_hr_rise_min_readings"):
+            findings_lines.append(f"{label} baseline {baseline:g} ({show_date(before[0].when)}); since the start: "
+                                  + ", ".join(f"{value(r):g} ({show_date(r.when)})" for r in raised))
+    if not findings_lines:
+        return []
+    return [Finding("warning", "Sustained BP/HR rise on milnacipran: consider a lower dose or stopping, not an increase.",
+                    bullet_list(findings_lines), SECTION, rule_id="V5")]
+
+
+def missing_baseline(orders, snapshot, policy):
+    """V1: no BP or no heart rate within the window (info, with orders for the missing vitals)."""
+    kinds = []
+    if not _recent(snapshot.blood_pressures, snapshot, policy):
+        kinds.append("bp_panel")
+    if not _recent(snapshot.heart_rates, snapshot, policy):
+        kinds.append("heart_rate")
+    if not kinds:
+        return []
+    missing = " and ".join({"bp_panel": "blood pressure", "heart_rate": "heart rate"}[kind] for kind in kinds)
+    suggestion = order_observation(policy, kinds, patient_id(orders), f"Order {missing}",
+                                   "Baseline before starting milnacipran (label 5.3/5.4)")
+    return [Finding("info", f"No {missing} in the last {policy.threshold('bp_hr_window_days'):g} days: the label asks "
+                    "for a baseline before starting.", f"Missing within the window: {missing}.", SECTION,
+                    (suggestion,), rule_id="V1")]
+
+
+RULES = (blood_pressure_history, tachycardia, sustained_rise_on_treatment, missing_baseline)

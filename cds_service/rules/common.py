@@ -1,0 +1,116 @@
+"""What several rule families share: one-click fixes to the draft, medication wording, new start."""
+
+import copy
+import datetime
+from collections.abc import Sequence
+
+from cds_service.fhir_time import show_date
+from cds_service.findings import Action
+from cds_service.findings import Suggestion
+from cds_service.orders import MilnacipranOrder
+from cds_service.policy import Policy
+from cds_service.snapshot import MedicationUse
+from cds_service.snapshot import Snapshot
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+
+
+def cancel_orders(orders: Sequence[MilnacipranOrder], label: str = "Cancel the milnacipran order") -> Suggestion:
+    """Delete every milnacipran draft (kb §0.5 Decision 10: the suggestion lists them all)."""
+    return Suggestion(label, tuple(
+        Action("delete", f"Remove the draft order {order.display}", resource_id=order.reference) for order in orders))
+
+
+def _tablet_code(policy: Policy, strength_mg: float):
+    return next((code for code in policy.knowledge.milnacipran_codes.values()
+                 if code.tty == "SCD" and code.strength_mg == strength_mg and "tablet" in code.name.lower()), None)
+
+
+def dosage(mg: float, per_day: int, text: str) -> dict:
+    return {
+        "text": text,
+        "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+        "doseAndRate": [{"doseQuantity": {"value": mg, "unit": "mg", "system": UCUM, "code": "mg"}}],
+    }
+
+
+def replaced_order(order: MilnacipranOrder, medication: dict, dosage_instructions: list[dict]) -> dict:
+    """A copy of the draft with a new medication and sig; same id, the original never mutated."""
+    draft = copy.deepcopy(dict(order.resource))
+    draft.pop("medicationReference", None)
+    draft["medicationCodeableConcept"] = medication
+    draft["dosageInstruction"] = dosage_instructions
+    return draft
+
+
+def change_dose(order: MilnacipranOrder, policy: Policy, mg: float, per_day: int, label: str,
+                recommended: bool = False) -> Suggestion | None:
+    """Update the draft (same id) to ``mg`` tablets ``per_day`` times a day.
+
+    None when the draft cannot be echoed back as valid R4 or no tablet has that strength.
+    """
+    code = _tablet_code(policy, mg)
+    if code is None or not order.is_valid_r4:
+        return None
+    medication = {"coding": [{"system": RXNORM, "code": code.rxcui, "display": code.name}], "text": code.name}
+    times = {1: "once", 2: "twice"}.get(per_day, f"{per_day} times")
+    resource = replaced_order(order, medication, [dosage(mg, per_day, f"{mg:g} mg by mouth {times} a day")])
+    return Suggestion(label, (Action("update", f"Change {order.display} to {mg:g} mg {times} a day",
+                                     resource=resource),), recommended)
+
+
+def order_observation(policy: Policy, kinds: Sequence[str], patient_id: str, label: str, why: str) -> Suggestion:
+    """Create ServiceRequests for the observations of ``kinds`` (e.g. a serum creatinine)."""
+    actions = []
+    for kind in kinds:
+        loinc = policy.knowledge.loinc_of(kind)
+        display = policy.knowledge.observation_displays[loinc]
+        actions.append(Action("create", f"Order {display}", resource={
+            "resourceType": "ServiceRequest",
+            "status": "draft",
+            "intent": "order",
+            "code": {"coding": [{"system": LOINC, "code": loinc, "display": display}], "text": display},
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "reasonCode": [{"text": why}],
+        }))
+    return Suggestion(label, tuple(actions))
+
+
+def patient_id(orders: Sequence[MilnacipranOrder]) -> str:
+    return orders[0].resource["subject"]["reference"].split("/")[-1]
+
+
+def describe_use(use: MedicationUse, now: datetime.datetime) -> str:
+    """e.g. 'phenelzine — Nardil 15 mg (MedicationRequest, stopped 2026-11-15)'."""
+    if use.status == "draft":
+        state = "another draft order in this session"
+    elif use.status == "active":
+        state = f"active since {show_date(use.start)}" if use.start else "active"
+    else:
+        state = f"stopped {show_date(use.stopped_at)}" if use.stopped_at else "stopped, stop date not recorded"
+    route = f", {use.route}" if use.route else ""
+    return f"**{use.ingredient.name}** — {use.display} ({use.reference.split('/')[0]}, {state}{route})"
+
+
+def name_list(names, limit: int = 3) -> str:
+    """'a, b, c' or 'a, b, c and 2 more': short enough for a card summary."""
+    names = sorted(set(names))
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+def bullet_list(lines: Sequence[str]) -> str:
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def is_new_start(snapshot: Snapshot, policy: Policy) -> bool:
+    """No milnacipran other than these drafts active, or stopped within the look-back (kb §1b D3)."""
+    days = policy.threshold("new_start_lookback_days")
+    for use in snapshot.medications_in("milnacipran"):
+        if use.status == "active":
+            return False
+        if use.status == "stopped" and (use.stopped_at is None or snapshot.days_since(use.stopped_at) <= days):
+            return False
+    return True

@@ -1,0 +1,35 @@
+"""Data availability: chart data the service could not obtain, and the checks that therefore did not run."""
+
+from cds_service.findings import Finding
+from cds_service.rules.common import bullet_list
+
+IDS = ("DA1",)
+# Which checks each prefetch key feeds (services.prefetch_templates).
+CHECKS_BY_KEY = {
+    "renalLabs": "renal function and dose ceiling",
+    "bodyMeasures": "Cockcroft-Gault creatinine clearance",
+    "vitalSigns": "blood pressure and heart rate",
+    "otherLabs": "liver tests, sodium, pregnancy test",
+    "medicationRequests": "MAOI, linezolid and other interactions (ordered drugs)",
+    "medicationStatements": "MAOI, linezolid and other interactions (reported drugs)",
+    "conditions": "ESRD, hypertension and other problem-list precautions",
+    "dialysisProcedures": "dialysis",
+}
+MEDICATION_KEYS = {"medicationRequests", "medicationStatements"}
+
+
+def unavailable_data(orders, snapshot, policy):
+    """DA1: info; warning when a medication list is missing (the contraindication checks are blind)."""
+    missing = [u for u in snapshot.unavailable if u.key != "patient"]
+    if not missing:
+        return []
+    blind = any(u.key in MEDICATION_KEYS for u in missing)
+    lines = [f"{u.key}: {u.reason} — not checked: {CHECKS_BY_KEY.get(u.key, 'related checks')}" for u in missing]
+    summary = ("Medication list unavailable: MAOI and interaction checks did not run. Review the medications yourself."
+               if blind else "Some chart data were unavailable: some milnacipran checks did not run (see details).")
+    return [Finding("warning" if blind else "info", summary,
+                    "A check that could not run is not a check that passed.\n\n" + bullet_list(lines),
+                    "Savella prescribing information", rule_id="DA1")]
+
+
+RULES = (unavailable_data,)

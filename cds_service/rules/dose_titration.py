@@ -1,0 +1,100 @@
+"""Dose and titration (label 2.1): daily maximum, divided dosing, titration on a new start.
+
+All three checks need a dose; a draft without one (order-select) is skipped quietly.
+"""
+
+from cds_service.findings import Action
+from cds_service.findings import Finding
+from cds_service.findings import Suggestion
+from cds_service.rules.common import RXNORM
+from cds_service.rules.common import change_dose
+from cds_service.rules.common import dosage
+from cds_service.rules.common import is_new_start
+from cds_service.rules.common import replaced_order
+
+IDS = ("D1", "D2", "D3")
+SECTION = "Savella PI §2.1 Recommended dosing"
+
+
+def maximum_daily_dose(orders, snapshot, policy):
+    """D1: more than 200 mg/day (warning); suggests 100 mg twice a day unless the renal card sets the dose."""
+    findings = []
+    severe = snapshot.renal.band(policy.thresholds) in ("severe", "esrd")
+    maximum = policy.threshold("max_single_dose_mg")
+    for order in orders:
+        daily = order.dosing.max_daily_mg if order.dosing else None
+        if daily is None or daily <= policy.threshold("max_daily_mg"):
+            continue
+        suggestion = None if severe else change_dose(order, policy, maximum, 2, f"Change to {maximum:g} mg twice a day",
+                                                     recommended=True)
+        findings.append(Finding(
+            "warning", f"{daily:g} mg/day exceeds the {policy.threshold('max_daily_mg'):g} mg/day maximum; doses above it "
+            "were not studied.", f"Ordered: {order.dosing.describe()}." + (
+                " The renal card gives the dose for this patient's renal function." if severe else ""),
+            SECTION, (suggestion,) if suggestion else (), rule_id="D1"))
+    return findings
+
+
+def divided_doses(orders, snapshot, policy):
+    """D2: a single dose above 100 mg, or a once-daily dose above the day-1 12.5 mg (info)."""
+    findings = []
+    for order in orders:
+        step = order.dosing.maintenance if order.dosing else None
+        if step is None or step.mg_per_dose is None or step.doses_per_day is None:
+            continue
+        once_daily = step.doses_per_day == 1 and step.mg_per_dose > policy.threshold("titration_day1_mg")
+        if not (once_daily or step.mg_per_dose > policy.threshold("max_single_dose_mg")):
+            continue
+        half = step.mg_per_day / 2
+        suggestion = change_dose(order, policy, half, 2, f"Change to {half:g} mg twice a day") \
+            if step.mg_per_day <= policy.threshold("max_daily_mg") else None
+        findings.append(Finding("info", "Milnacipran is given in two divided doses a day.",
+                                f"Ordered: {order.dosing.describe()}.", SECTION,
+                                (suggestion,) if suggestion else (), rule_id="D2"))
+    return findings
+
+
+def titration_schedule(policy) -> list[dict]:
+    """The label's titration: day 1 12.5 mg once; days 2-3 12.5 mg BID; days 4-7 25 mg BID; then 50 mg BID."""
+    day1 = policy.threshold("titration_day1_mg")
+    steps = [(day1, 1, 1, "Day 1"), (policy.threshold("titration_days2_3_daily_mg") / 2, 2, 2, "Days 2-3"),
+             (policy.threshold("titration_days4_7_daily_mg") / 2, 2, 4, "Days 4-7"),
+             (policy.threshold("titration_day8_daily_mg") / 2, 2, None, "Day 8 onward")]
+    instructions = []
+    for sequence, (mg, per_day, days, label) in enumerate(steps, start=1):
+        instruction = dosage(mg, per_day, f"{label}: {mg:g} mg {'once' if per_day == 1 else 'twice'} a day")
+        instruction["sequence"] = sequence
+        if days:
+            instruction["timing"]["repeat"]["boundsDuration"] = {"value": days, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}
+        instructions.append(instruction)
+    return instructions
+
+
+def titration_on_new_start(orders, snapshot, policy):
+    """D3: a new start at >= 100 mg/day with no titration steps (info; suggests the titration pack)."""
+    if not is_new_start(snapshot, policy):
+        return []
+    pack = next(code for code in policy.knowledge.milnacipran_codes.values() if code.titration_pack and code.tty == "BPCK")
+    findings = []
+    for order in orders:
+        dosing = order.dosing
+        first = dosing.daily_doses_mg[0] if dosing and dosing.daily_doses_mg else None
+        if (order.match.titration_pack or first is None or dosing.is_titrated
+                or first < policy.threshold("usual_maintenance_daily_mg")):
+            continue
+        suggestions = ()
+        if order.is_valid_r4:
+            medication = {"coding": [{"system": RXNORM, "code": pack.rxcui, "display": pack.name}], "text": pack.name}
+            resource = replaced_order(order, medication, titration_schedule(policy))
+            suggestions = (Suggestion("Switch to the Savella 4-week titration pack",
+                                      (Action("update", f"Replace {order.display} with the titration pack and sig",
+                                              resource=resource),)),)
+        findings.append(Finding(
+            "info", f"New start at {first:g} mg/day: the label titrates from "
+            f"{policy.threshold('titration_day1_mg'):g} mg over the first week.",
+            f"Ordered: {dosing.describe()}.\n\nLabel titration: "
+            + "; ".join(step["text"] for step in titration_schedule(policy)) + ".", SECTION, suggestions, rule_id="D3"))
+    return findings
+
+
+RULES = (maximum_daily_dose, divided_doses, titration_on_new_start)

@@ -1,0 +1,31 @@
+"""Duplicate therapy (kb §1b D5): another milnacipran order, or levomilnacipran (its enantiomer)."""
+
+from cds_service.findings import Action
+from cds_service.findings import Finding
+from cds_service.findings import Suggestion
+from cds_service.rules.common import bullet_list
+from cds_service.rules.common import describe_use
+
+IDS = ("D5",)
+SECTION = "Savella PI §2.1 Dosing (same moiety: therapeutic duplication)"
+
+
+def duplicate_milnacipran(orders, snapshot, policy):
+    """D5: milnacipran active or on another draft, levomilnacipran active, or two milnacipran drafts (warning)."""
+    uses = [u for u in snapshot.medications_in("milnacipran", "levomilnacipran") if u.is_current]
+    drafts = [u for u in uses if u.status == "draft"]
+    lines = [describe_use(u, snapshot.now) for u in uses]
+    if len(orders) > 1:
+        lines += [f"**milnacipran** — {order.display} (draft order {order.reference})" for order in orders[1:]]
+    if not lines:
+        return []
+    removable = [u.reference for u in drafts] + [order.reference for order in orders[1:]]
+    suggestions = (Suggestion("Remove the other milnacipran draft", tuple(
+        Action("delete", f"Remove the duplicate draft {reference}", resource_id=reference) for reference in removable)),) \
+        if removable else ()
+    return [Finding("warning", "Milnacipran is already ordered or active (or levomilnacipran): avoid duplicate therapy.",
+                    "If this order replaces the existing one, discontinue the old order.\n\n" + bullet_list(lines),
+                    SECTION, suggestions, rule_id="D5")]
+
+
+RULES = (duplicate_milnacipran,)

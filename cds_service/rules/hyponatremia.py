@@ -1,0 +1,23 @@
+"""Hyponatremia (label 5.8): low sodium recently, or hyponatremia on the problem list."""
+
+from cds_service.fhir_time import show_date
+from cds_service.findings import Finding
+from cds_service.rules.common import bullet_list
+
+IDS = ("NA1",)
+
+
+def hyponatremia(orders, snapshot, policy):
+    """NA1: serum sodium below 135 within 30 days, or a hyponatremia condition (info)."""
+    days = policy.threshold("sodium_window_days")
+    low = [r for r in snapshot.labs.get("sodium", ()) if r.when and snapshot.days_since(r.when) <= days
+           and r.value < policy.threshold("sodium_low_below")][:1]
+    lines = [f"Sodium {r.value:g} {r.unit} ({show_date(r.when)})" for r in low]
+    lines += [f"{c.display} on the problem list" for c in snapshot.conditions_in("hyponatremia")]
+    if not lines:
+        return []
+    return [Finding("info", "Low sodium: hyponatremia (SIADH) can occur with milnacipran, mostly in the elderly. Monitor.",
+                    bullet_list(lines), "Savella PI §5.8 Hyponatremia", rule_id="NA1")]
+
+
+RULES = (hyponatremia,)

@@ -1,0 +1,114 @@
+"""Renal function (label 2.2): CrCl band, renal dose ceiling, ESRD/dialysis, missing or stale data."""
+
+from cds_service.findings import Finding
+from cds_service.rules.common import bullet_list
+from cds_service.rules.common import cancel_orders
+from cds_service.rules.common import change_dose
+from cds_service.rules.common import is_new_start
+from cds_service.rules.common import order_observation
+from cds_service.rules.common import patient_id
+
+IDS = ("R2", "R3", "R4", "R4b", "R5", "R6", "R7")
+SECTION = "Savella PI §2.2 Dosing in patients with renal impairment"
+
+
+def _estimate_text(renal) -> str:
+    lines = [f"Estimated CrCl **{renal.crcl:.0f} mL/min** ({renal.method})"] + list(renal.inputs) + list(renal.notes)
+    return bullet_list(lines)
+
+
+def _ceiling_text(policy) -> str:
+    return (f"Severe impairment (CrCl {policy.threshold('crcl_esrd_below'):g}–"
+            f"{policy.threshold('crcl_severe_below') - 1:g} mL/min): maintenance {policy.threshold('renal_target_dose_mg'):g} mg "
+            f"twice a day ({policy.threshold('renal_target_daily_mg'):g} mg/day); up to {policy.threshold('renal_max_dose_mg'):g} mg "
+            f"twice a day ({policy.threshold('renal_max_daily_mg'):g} mg/day) if the patient responds.")
+
+
+def end_stage_renal_disease(orders, snapshot, policy):
+    """R5: CrCl < 5, an ESRD/CKD-5 diagnosis, or dialysis — not recommended (critical)."""
+    evidence = [f"{c.display} on the problem list" for c in snapshot.conditions_in("esrd", "dialysis")]
+    band = snapshot.renal.band(policy.thresholds)
+    if band == "esrd":
+        evidence.insert(0, f"estimated CrCl {snapshot.renal.crcl:.0f} mL/min")
+    if not evidence:
+        return []
+    detail = (f"Milnacipran is **not recommended in end-stage renal disease**: the label gives no dose, and 55% is "
+              f"excreted unchanged in urine.\n\n{bullet_list(evidence)}")
+    if snapshot.renal.crcl is not None:
+        detail += "\n\n" + _estimate_text(snapshot.renal)
+    return [Finding("critical", "End-stage renal disease: milnacipran is not recommended. Cancel this order.",
+                    detail, SECTION, (cancel_orders(orders),), rule_id="R5")]
+
+
+def renal_dose_ceiling(orders, snapshot, policy):
+    """R2/R3/R4/R4b: the dose against the CrCl band (dose checks skip drafts without a dose)."""
+    band = snapshot.renal.band(policy.thresholds)
+    if snapshot.conditions_in("esrd", "dialysis"):
+        return []  # R5 already says not recommended; no dose to suggest
+    if band == "moderate":
+        return [Finding("info", f"Moderate renal impairment (CrCl {snapshot.renal.crcl:.0f} mL/min): use milnacipran with caution.",
+                        _estimate_text(snapshot.renal), SECTION, rule_id="R2")]
+    if band != "severe":
+        return []
+    findings = []
+    for order in orders:
+        daily = order.dosing.max_daily_mg if order.dosing else None
+        findings.append(_severe_band_finding(order, daily, orders, snapshot, policy))
+    return findings
+
+
+def _severe_band_finding(order, daily, orders, snapshot, policy):
+    crcl = f"CrCl {snapshot.renal.crcl:.0f} mL/min"
+    detail = f"{_estimate_text(snapshot.renal)}\n\n{_ceiling_text(policy)}"
+    target, ceiling = policy.threshold("renal_target_dose_mg"), policy.threshold("renal_max_dose_mg")
+    if daily is not None and daily > policy.threshold("renal_max_daily_mg"):
+        suggestions = tuple(s for s in (
+            change_dose(order, policy, target, 2, f"Change to {target:g} mg twice a day", recommended=True),
+            change_dose(order, policy, ceiling, 2, f"Change to {ceiling:g} mg twice a day"),
+        ) if s)
+        return Finding("warning", f"Severe renal impairment ({crcl}): {daily:g} mg/day exceeds the "
+                       f"{policy.threshold('renal_max_daily_mg'):g} mg/day renal maximum. Reduce the dose.",
+                       f"Ordered: {order.dosing.describe()}.\n\n{detail}", SECTION, suggestions, rule_id="R4")
+    if daily is not None and daily > policy.threshold("renal_target_daily_mg") and is_new_start(snapshot, policy):
+        suggestion = change_dose(order, policy, target, 2, f"Change to {target:g} mg twice a day")
+        return Finding("info", f"Severe renal impairment ({crcl}): start maintenance at "
+                       f"{policy.threshold('renal_target_daily_mg'):g} mg/day; increase only on response.",
+                       f"Ordered: {order.dosing.describe()}.\n\n{detail}", SECTION,
+                       (suggestion,) if suggestion else (), rule_id="R4b")
+    return Finding("info", f"Severe renal impairment ({crcl}): renal maximum is "
+                   f"{policy.threshold('renal_max_daily_mg'):g} mg/day ({target:g} mg twice a day to start).",
+                   detail, SECTION, rule_id="R3")
+
+
+def missing_renal_data(orders, snapshot, policy):
+    """R6: no usable CrCl — info, warning at age >= 65 or with CKD on the problem list."""
+    renal = snapshot.renal
+    if renal.crcl is not None or (snapshot.age is not None and snapshot.age < policy.threshold("adult_age")):
+        return []
+    ckd = snapshot.conditions_in("ckd", "ckd_stage_4")
+    elderly = snapshot.age is not None and snapshot.age >= policy.threshold("elderly_age")
+    reasons = [f"missing: {', '.join(renal.missing)}"] + [f"{c.display} on the problem list" for c in ckd]
+    if elderly:
+        reasons.append(f"age {snapshot.age}")
+    detail = (f"Label dosing depends on creatinine clearance, which could not be estimated.\n\n{bullet_list(reasons)}"
+              f"\n\n{_ceiling_text(policy)}")
+    suggestion = order_observation(policy, ("creatinine_mass",), patient_id(orders), "Order a serum creatinine",
+                                   "Creatinine clearance for milnacipran renal dosing")
+    return [Finding("warning" if ckd or elderly else "info",
+                    "No usable renal function: order a serum creatinine; milnacipran renal dosing is unknown.",
+                    detail, SECTION, (suggestion,), rule_id="R6")]
+
+
+def stale_or_unstable_renal_data(orders, snapshot, policy):
+    """R7: the creatinine behind the estimate is stale (91–365 days) or renal function is unstable."""
+    renal = snapshot.renal
+    if renal.crcl is None or not (renal.stale or renal.unstable):
+        return []
+    problem = "unstable" if renal.unstable else f"based on a creatinine {snapshot.days_since(renal.measured_at):.0f} days old"
+    suggestion = order_observation(policy, ("creatinine_mass",), patient_id(orders), "Order a serum creatinine",
+                                   "Repeat creatinine for milnacipran renal dosing")
+    return [Finding("info", f"Renal estimate {problem}: repeat the serum creatinine before maintenance dosing.",
+                    _estimate_text(renal), SECTION, (suggestion,), rule_id="R7")]
+
+
+RULES = (end_stage_renal_disease, renal_dose_ceiling, missing_renal_data, stale_or_unstable_renal_data)

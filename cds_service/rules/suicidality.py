@@ -1,0 +1,26 @@
+"""Suicidality (boxed warning, label 5.1): every new start, and a history of suicidal ideation or attempt."""
+
+from cds_service.findings import Finding
+from cds_service.rules.common import bullet_list
+from cds_service.rules.common import is_new_start
+
+IDS = ("SU1", "SU2")
+SECTION = "Savella PI Boxed warning; §5.1 Suicidality and antidepressant drugs"
+
+
+def suicidality(orders, snapshot, policy):
+    """SU2 history of suicidality (warning); SU1 any new start (info, not on renewals)."""
+    history = snapshot.conditions_in("suicidality")
+    if history:
+        return [Finding("warning", "History of suicidal ideation or attempt: monitor closely for worsening and suicidality.",
+                        "Antidepressants increase suicidal thinking and behaviour; prescribe the smallest practical "
+                        "quantity.\n\n" + bullet_list([f"{c.display} on the problem list" for c in history]),
+                        SECTION, rule_id="SU2")]
+    if is_new_start(snapshot, policy):
+        return [Finding("info", "New start: watch for clinical worsening and suicidality, especially early and at dose changes.",
+                        "Boxed warning: monitor all patients for worsening, suicidality and unusual changes in behaviour; "
+                        "prescribe the smallest practical quantity.", SECTION, rule_id="SU1")]
+    return []
+
+
+RULES = (suicidality,)

@@ -1,0 +1,61 @@
+"""Every patient scenario in fixtures/scenarios/, through the HTTP endpoint, against the cards a pharmacist expects."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import ConformanceCheckingClient
+
+from cds_service import create_app
+from cds_service.fhir_time import parse_time
+
+SCENARIOS = sorted((Path(__file__).parent.parent / "fixtures" / "scenarios").glob("*.json"))
+
+
+def load_scenario(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def app_at(now: str):
+    moment = parse_time(now)
+    app = create_app({"require_jwt": False}, clock=lambda: moment)
+    app.test_client_class = ConformanceCheckingClient
+    return app
+
+
+def card_actions(card: dict) -> list[str]:
+    return [action["type"] + (f":{action['resource']['resourceType']}" if action["type"] == "create" else "")
+            for suggestion in card.get("suggestions", []) for action in suggestion["actions"]]
+
+
+def run_scenario(scenario: dict, request: dict | None = None) -> list[dict]:
+    request = request or scenario["request"]
+    service = "milnacipran-order-select" if request["hook"] == "order-select" else "milnacipran-order-sign"
+    response = app_at(scenario["now"]).test_client().post(f"/cds-services/{service}", json=request)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["cards"]
+
+
+def assert_expected_cards(cards: list[dict], expected: list[dict]) -> None:
+    got = Counter((card["source"]["topic"]["code"], card["indicator"]) for card in cards)
+    want = Counter((card["topic"], card["indicator"]) for card in expected)
+    summaries = [f"{c['indicator']} {c['source']['topic']['code']}: {c['summary']}" for c in cards]
+    assert got == want, "\n".join(summaries)
+    by_topic = {card["source"]["topic"]["code"]: card for card in cards}
+    for card in expected:
+        actual = by_topic[card["topic"]]
+        if "actions" in card:
+            assert card_actions(actual) == card["actions"], (card["topic"], card_actions(actual))
+        if "summaryContains" in card:
+            assert card["summaryContains"] in actual["summary"]
+
+
+def test_there_are_at_least_30_scenarios():
+    assert len(SCENARIOS) >= 30
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[path.stem for path in SCENARIOS])
+def test_scenario(path):
+    scenario = load_scenario(path)
+    assert_expected_cards(run_scenario(scenario), scenario["expected"])

@@ -1,14 +1,40 @@
 """The patient's chart for one request, gathered per prefetch key.
 
-For each key the service declares: a resource or Bundle is used as sent; ``null`` means known
-empty; a key that is absent or holds an OperationOutcome is fetched from ``fhirServer`` when
-the request has one (see ``fhir_fetch``), and otherwise reported as unavailable. What could not
-be had is listed in ``Chart.unavailable`` so that a card can say which checks did not run.
+For each key the service declares: a resource or Bundle is used as sent (its ``next`` pages,
+if any, are read from ``fhirServer``); ``null`` means known empty and is not re-queried; a key
+that is absent or holds an OperationOutcome is fetched from ``fhirServer`` when the request has
+one (see ``fhir_fetch``), and otherwise reported as unavailable. Medications referenced by the
+chart's MedicationRequests/Statements and by the draft orders are read as ``Medication/{id}``.
+
+All queries of one request run in parallel on the ``ChartSource``'s thread pool and pooled
+session, and the gathering returns by one deadline: queries still running then are abandoned
+(they end in the background within their own timeout) and reported as timed out. What could
+not be had is listed in ``Chart.unavailable`` so that a card can say which checks did not run.
 """
 
+import concurrent.futures
 import dataclasses
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
+from urllib.parse import urlsplit
+
+from cds_service import fhir_fetch
+from cds_service.fhir_fetch import Fetched
+from cds_service.fhir_fetch import FhirUnavailable
+
+log = logging.getLogger(__name__)
+
+POOL_SIZE = 32                      # worker threads and pooled connections per ChartSource
+_TOKEN = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+_CONTEXT_TOKENS = {"context.patientId": "patient_id", "context.userId": "user_id",
+                   "context.encounterId": "encounter_id"}
+_MEDICATION = re.compile(r"(?:^|/)Medication/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +50,7 @@ class Chart:
     patient: Mapping[str, Any] | None
     resources: tuple[Mapping[str, Any], ...]          # every resource of every key, Patient excluded
     unavailable: tuple[Unavailable, ...] = ()
+    medications: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)  # by reference
 
     def of_type(self, resource_type: str) -> list[Mapping[str, Any]]:
         return [resource for resource in self.resources if resource.get("resourceType") == resource_type]
@@ -63,21 +90,250 @@ def usable_prefetch(prefetch: Mapping[str, Any], key: str) -> tuple[bool, list[M
     return True, bundle_resources(value)
 
 
-def assemble_chart(resources_by_key: Mapping[str, list[Mapping[str, Any]]], unavailable: list[Unavailable]) -> Chart:
+def assemble_chart(resources_by_key: Mapping[str, list[Mapping[str, Any]]], unavailable: list[Unavailable],
+                   medications: Mapping[str, Mapping[str, Any]] | None = None) -> Chart:
     """One Chart from the resources of each key; the Patient comes from the ``patient`` key."""
     patients = [r for r in resources_by_key.get("patient", []) if r.get("resourceType") == "Patient"]
     resources = tuple(r for key, items in resources_by_key.items() if key != "patient" for r in items)
-    return Chart(patient=patients[0] if patients else None, resources=resources, unavailable=tuple(unavailable))
+    known = {f"Medication/{r['id']}": r for r in resources
+             if r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)}
+    known.update(medications or {})
+    return Chart(patient=patients[0] if patients else None, resources=resources,
+                 unavailable=tuple(unavailable), medications=known)
 
 
-def chart_from_prefetch(prefetch: Mapping[str, Any], keys: list[str]) -> Chart:
-    """The chart when there is no FHIR server to ask: unusable keys are unavailable."""
-    resources_by_key, unavailable = {}, []
-    for key in keys:
+def _missing(prefetch: Mapping[str, Any], key: str) -> str:
+    return "the EHR sent an error for it" if key in prefetch else "it was not prefetched"
+
+
+class ChartSource:
+    """Gathers the chart of a request; built once per app and shared by its threads.
+
+    Owns a pooled ``requests.Session`` and a thread pool for the FHIR server fallback, and the
+    optional cache of fetched results (``settings.chart_cache_seconds``, 0 = off).
+    """
+
+    def __init__(self, settings, session=None):
+        self.settings = settings
+        self.session = session if session is not None else fhir_fetch.new_session(POOL_SIZE)
+        self.executor = concurrent.futures.ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="fhir-fetch")
+        self.cache = _Cache(settings.chart_cache_seconds)
+
+    def gather(self, envelope, templates: Mapping[str, str], medication_references: Iterable[str] = ()) -> Chart:
+        """The chart for ``envelope``, by ``settings.fhir_deadline_seconds`` at the latest."""
+        return _Gathering(self, envelope, templates).run(medication_references)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.session.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Task:
+    key: str                        # prefetch key, or "Medication/<id>"
+    kind: str                       # "search" (the key's template), "more" (pages after a prefetch), "medication"
+    absolute: str | None = None     # a Medication reference's absolute URL on fhirServer, if it was one
+
+
+class _Gathering:
+    """One request's gathering: what was found, what could not be had, what is in flight."""
+
+    def __init__(self, source: ChartSource, envelope, templates: Mapping[str, str]):
+        self.source, self.envelope, self.templates = source, envelope, templates
+        self.settings = source.settings
+        self.deadline = time.monotonic() + self.settings.fhir_deadline_seconds
+        self.server, self.no_server = _server(envelope.fhir_server)
+        self.found: dict[str, list[Mapping[str, Any]]] = {}
+        self.unavailable: list[Unavailable] = []
+        self.medications: dict[str, Mapping[str, Any]] = {}
+        self.asked: set[str] = set()
+        self.pending: dict[concurrent.futures.Future, tuple[_Task, tuple]] = {}
+        self.queries = 0
+
+    def run(self, medication_references: Iterable[str]) -> Chart:
+        started = time.monotonic()
+        for key, template in self.templates.items():
+            self._key(key, template)
+        charted = [r for items in self.found.values() for r in items]
+        self._read_medications([*medication_references, *_medication_references(charted)])
+        self._wait()
+        order = {key: index for index, key in enumerate(self.templates)}
+        unavailable = sorted(self.unavailable, key=lambda u: (order.get(u.key, len(order)), u.key))
+        if self.queries or unavailable:
+            log.info("chart gathered", extra={"fields": {
+                "hookInstance": self.envelope.hook_instance, "fhirQueries": self.queries,
+                "ms": round((time.monotonic() - started) * 1000, 1),
+                "unavailable": {u.key: u.reason for u in unavailable}}})
+        found = {key: self.found[key] for key in self.templates if key in self.found}
+        return assemble_chart(found, unavailable, self.medications)
+
+    def _key(self, key: str, template: str) -> None:
+        prefetch = self.envelope.prefetch
         usable, resources = usable_prefetch(prefetch, key)
         if usable:
-            resources_by_key[key] = resources
+            self.found[key] = list(resources)
+            more = fhir_fetch.next_link(prefetch[key], (self.server or "") + "/")
+            if more and self.server and self.settings.fhir_max_pages > 1:
+                self._start(_Task(key, "more"), more, "Bundle", self.settings.fhir_max_pages - 1)
+            elif more:
+                self.unavailable.append(Unavailable(key, "only the first page was prefetched; the rest was not read"))
+        elif self.server is None:
+            self.unavailable.append(Unavailable(key, f"{_missing(prefetch, key)}, and {self.no_server}"))
         else:
-            reason = "the EHR sent an error for it" if key in prefetch else "the EHR did not send it"
-            unavailable.append(Unavailable(key, f"{reason} and gave no FHIR server to ask"))
-    return assemble_chart(resources_by_key, unavailable)
+            try:
+                query = _render(template, self.envelope)
+            except LookupError as error:
+                self.unavailable.append(Unavailable(key, str(error.args[0])))
+                return
+            self._start(_Task(key, "search"), f"{self.server}/{query}", _expected_type(template),
+                        self.settings.fhir_max_pages)
+
+    def _read_medications(self, references: Iterable[str]) -> None:
+        known = {f"Medication/{r.get('id')}" for items in self.found.values() for r in items
+                 if r.get("resourceType") == "Medication"}
+        for reference in references:
+            target = _medication_target(reference)
+            if target is None or target[0] in self.asked or target[0] in known:
+                continue
+            key, absolute = target
+            self.asked.add(key)
+            if self.server is None:
+                self.unavailable.append(Unavailable(key, self.no_server))
+            elif absolute and absolute != f"{self.server}/{key}":
+                self.unavailable.append(Unavailable(key, "it is on another server than fhirServer, so it was not read"))
+            else:
+                self._start(_Task(key, "medication", absolute), f"{self.server}/{key}", "Medication", 1)
+
+    def _start(self, task: _Task, url: str, expect: str, max_pages: int) -> None:
+        cache_key = (self.server, self.envelope.patient_id, url)
+        cached = self.source.cache.get(cache_key)
+        if cached is not None:
+            self._record(task, cached)
+        elif time.monotonic() >= self.deadline:
+            self._record(task, FhirUnavailable(fhir_fetch.TIMED_OUT))
+        else:
+            self.queries += 1
+            future = self.source.executor.submit(
+                _fetch, self.source.session, self.server, url, token=self.envelope.access_token, expect=expect,
+                timeout=self.settings.fhir_timeout_seconds, deadline=self.deadline, max_pages=max_pages)
+            self.pending[future] = (task, cache_key)
+
+    def _wait(self) -> None:
+        """Collect results as they come until none is pending or the deadline has passed."""
+        while self.pending and (remaining := self.deadline - time.monotonic()) > 0:
+            done, _ = concurrent.futures.wait(self.pending, remaining, concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                task, cache_key = self.pending.pop(future)
+                outcome = future.result()
+                if isinstance(outcome, Fetched):
+                    self.source.cache.put(cache_key, outcome)
+                self._record(task, outcome)
+        for future, (task, _) in list(self.pending.items()):
+            future.cancel()  # not started yet: never runs; running: ends within its own timeout
+            self._record(task, FhirUnavailable(fhir_fetch.TIMED_OUT))
+        self.pending.clear()
+
+    def _record(self, task: _Task, outcome: Fetched | FhirUnavailable) -> None:
+        if isinstance(outcome, FhirUnavailable):
+            prefix = "only the first page was prefetched; the rest: " if task.kind == "more" else ""
+            self.unavailable.append(Unavailable(task.key, prefix + outcome.reason))
+        elif task.kind == "medication":
+            self.medications[task.key] = outcome.resources[0]
+            if task.absolute:
+                self.medications[task.absolute] = outcome.resources[0]
+        else:
+            self.found.setdefault(task.key, []).extend(outcome.resources)
+            if outcome.incomplete:
+                self.unavailable.append(Unavailable(task.key, outcome.incomplete))
+            self._read_medications(_medication_references(outcome.resources))
+
+
+def _fetch(*args, **kwargs) -> Fetched | FhirUnavailable:
+    """``fhir_fetch.fetch`` in a worker thread: failures are returned, never raised."""
+    try:
+        return fhir_fetch.fetch(*args, **kwargs)
+    except FhirUnavailable as error:
+        return error
+    except Exception as error:  # a bug must not lose the other keys; log no message (it may hold a URL)
+        log.error("FHIR query failed unexpectedly", extra={"fields": {"error": type(error).__name__}})
+        return FhirUnavailable("the FHIR query failed")
+
+
+def _server(fhir_server: str | None) -> tuple[str | None, str]:
+    """fhirServer without a trailing slash, or None and why it cannot be used."""
+    if not fhir_server:
+        return None, "no FHIR server was given"
+    if fhir_fetch.origin(fhir_server) is None:
+        return None, "fhirServer is not an http(s) URL"
+    parts = urlsplit(fhir_server)
+    if parts.username or parts.password or parts.query or parts.fragment or "?" in fhir_server or "#" in fhir_server:
+        return None, "fhirServer is not a plain base URL (it has credentials, a query or a fragment)"
+    return fhir_server.rstrip("/"), ""
+
+
+def _render(template: str, envelope) -> str:
+    """The template with its context tokens filled in (URL-quoted); LookupError if one is missing."""
+    def value(match: re.Match) -> str:
+        text = getattr(envelope, _CONTEXT_TOKENS.get(match.group(1), ""), None)
+        if not text:
+            raise LookupError(f"the request has no {match.group(1)} for its query")
+        return quote(text, safe="/")
+    return _TOKEN.sub(value, template)
+
+
+def _expected_type(template: str) -> str:
+    """"Bundle" for a search template, else the resource type the read returns."""
+    path = template.split("?", 1)[0].strip("/").split("/")
+    return "Bundle" if "?" in template or len(path) < 2 else path[0]
+
+
+def _medication_references(resources: Iterable[Mapping[str, Any]]) -> list[str]:
+    return [r["medicationReference"]["reference"] for r in resources
+            if r.get("resourceType") in ("MedicationRequest", "MedicationStatement")
+            and isinstance(r.get("medicationReference"), Mapping)
+            and isinstance(r["medicationReference"].get("reference"), str)]
+
+
+def _medication_target(reference: Any) -> tuple[str, str | None] | None:
+    """("Medication/<id>", the absolute URL or None) for a reference to a non-contained Medication."""
+    if not isinstance(reference, str) or reference.startswith("#"):
+        return None
+    match = _MEDICATION.search(reference)
+    if match is None:
+        return None
+    key = f"Medication/{match.group(1)}"
+    absolute = reference[:match.start()] + "/" + key if "://" in reference else None
+    return key, absolute
+
+
+class _Cache:
+    """Fetched results by (fhirServer, patientId, query URL), kept ``seconds`` (0 = off).
+
+    The access token is not part of the key: within the window, a request to the same server
+    for the same patient reuses what an earlier request (maybe another user's) fetched.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.entries: dict[tuple, tuple[float, Fetched]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple) -> Fetched | None:
+        if not self.seconds:
+            return None
+        with self.lock:
+            expires, value = self.entries.get(key, (0.0, None))
+        return value if expires > time.monotonic() else None
+
+    def put(self, key: tuple, value: Fetched) -> None:
+        if not self.seconds:
+            return
+        now = time.monotonic()
+        with self.lock:
+            if len(self.entries) >= self.MAX_ENTRIES:
+                self.entries = {k: v for k, v in self.entries.items() if v[0] > now}
+                if len(self.entries) >= self.MAX_ENTRIES:
+                    self.entries.clear()
+            self.entries[key] = (now + self.seconds, value)

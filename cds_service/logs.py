@@ -40,6 +40,7 @@ def configure_logging(level: str) -> None:
     """Send the ``cds_service`` loggers to stderr as JSON (idempotent)."""
     logger = logging.getLogger("cds_service")
     logger.setLevel(level.upper())
+    logging.getLogger("urllib3").setLevel(max(logging.WARNING, logger.level))  # its DEBUG lines hold URLs with ids
     if not any(isinstance(handler, StderrHandler) for handler in logger.handlers):
         handler = StderrHandler()
         handler.setFormatter(JsonFormatter())

@@ -42,6 +42,12 @@ _DATE_OPS = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt,
              "gt": operator.gt, "ge": operator.ge, "le": operator.le}
 
 
+
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 drops SYNs under a burst of parallel queries (one connection
+    # each): the client retries after 1 s, which looks like a timeout.
+    request_queue_size = 128
+
 class _Headers(dict):
     """Header dict: keys stored lower-cased, lookups case-insensitive."""
 
@@ -197,7 +203,7 @@ class FhirStub:
     def start(self) -> "FhirStub":
         if self._server is not None:
             raise RuntimeError("FhirStub can only be started once")
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False
         self._server.stub = self

@@ -18,14 +18,20 @@ CHECKS_BY_KEY = {
 MEDICATION_KEYS = {"medicationRequests", "medicationStatements"}
 
 
+def _checks(key: str) -> str:
+    if key.startswith("Medication/"):
+        return "which drug a medication order refers to (MAOI and interaction checks)"
+    return CHECKS_BY_KEY.get(key, "related checks")
+
+
 def unavailable_data(orders, snapshot, policy):
     """DA1: info; warning when a medication list is missing (the contraindication checks are blind)."""
     missing = [u for u in snapshot.unavailable if u.key != "patient"]
     if not missing:
         return []
-    blind = any(u.key in MEDICATION_KEYS for u in missing)
-    lines = [f"{u.key}: {u.reason} — not checked: {CHECKS_BY_KEY.get(u.key, 'related checks')}" for u in missing]
-    summary = ("Medication list unavailable: MAOI and interaction checks did not run. Review the medications yourself."
+    blind = any(u.key in MEDICATION_KEYS or u.key.startswith("Medication/") for u in missing)
+    lines = [f"{u.key}: {u.reason} — not fully checked: {_checks(u.key)}" for u in missing]
+    summary = ("Medication data missing or incomplete: MAOI and interaction checks may have missed drugs. Review them."
                if blind else "Some chart data were unavailable: some milnacipran checks did not run (see details).")
     return [Finding("warning" if blind else "info", summary,
                     "A check that could not run is not a check that passed.\n\n" + bullet_list(lines),

@@ -1,0 +1,51 @@
+"""Server CPU per request over the scenarios, through the Flask test client (no network).
+
+    .venv/bin/python tools/benchmark.py [--rounds 20]
+
+Prints the CPU time (process_time) per request: median, p95 and max over all scenarios and
+rounds, for the whole HTTP path (JSON parse, envelope, orders, snapshot, rules, cards, JSON
+out), and the peak memory the process reached. Authentication is off: JWT verification is a
+separate, fixed cost (one ES384/RS384 signature check).
+"""
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from cds_service import create_app  # noqa: E402
+from cds_service.fhir_time import parse_time  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=20)
+    args = parser.parse_args()
+    scenarios = [json.loads(path.read_text()) for path in sorted((REPO / "fixtures" / "scenarios").glob("*.json"))]
+    now = parse_time(scenarios[0]["now"])
+    client = create_app({"require_jwt": False, "log_level": "ERROR"}, clock=lambda: now).test_client()
+    bodies = [(f"/cds-services/milnacipran-{s['request']['hook']}", json.dumps(s["request"]).encode()) for s in scenarios]
+    for path, body in bodies:  # warm-up: imports, caches
+        client.post(path, data=body, content_type="application/json")
+    samples = []
+    for _ in range(args.rounds):
+        for path, body in bodies:
+            started = time.process_time()
+            response = client.post(path, data=body, content_type="application/json")
+            samples.append((time.process_time() - started) * 1000)
+            assert response.status_code == 200
+    samples.sort()
+    print(f"requests: {len(samples)} ({len(bodies)} scenarios x {args.rounds} rounds)")
+    print(f"CPU per request: median {statistics.median(samples):.2f} ms, "
+          f"p95 {samples[int(len(samples) * 0.95)]:.2f} ms, max {samples[-1]:.2f} ms")
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

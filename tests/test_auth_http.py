@@ -11,8 +11,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
-import subprocess
 
 import time
 import uuid
@@ -21,14 +19,14 @@ import jwt
 import pytest
 import requests
 from conftest import load_fixture
-from cryptography.hazmat.primitives.asymmetric import rsa
 from test_auth import JwksServer
 from test_auth import Key
 from test_auth import b64url
+from test_auth import ec1  # noqa: F401  (module-scoped key fixtures)
 from test_auth import ec_key
-from test_live_server import REPO
-from test_live_server import cds_service_command
-from test_live_server import free_port
+from test_auth import rsa1  # noqa: F401
+from server_process import free_port
+from server_process import running_server
 
 from cds_service import create_app
 from cds_service.logs import JsonFormatter
@@ -88,16 +86,6 @@ def log_guard(caplog, capfd):
 
 
 # --------------------------------------------------------------------------- keys, JWKS server, app
-
-
-@pytest.fixture(scope="module")
-def ec1() -> Key:
-    return ec_key("ec-key-1")
-
-
-@pytest.fixture(scope="module")
-def rsa1() -> Key:
-    return Key(rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS384", "ZXBpYy1rZXk+MQ==")
 
 
 @pytest.fixture
@@ -376,21 +364,9 @@ def test_live_server_es384_and_missing_token(tmp_path, tokens, ec1, log_guard):
     trust = tmp_path / "trusted-clients.json"
     trust.write_text(json.dumps({"clients": {EC_ISS: {"jwks": {"keys": [ec1.jwk()]}}}}))
     log_path = tmp_path / "server.log"
-    environment = {**os.environ, "CDS_REQUIRE_JWT": "true", "CDS_TRUSTED_CLIENTS_FILE": str(trust),
+    environment = {"CDS_REQUIRE_JWT": "true", "CDS_TRUSTED_CLIENTS_FILE": str(trust),
                    "CDS_PUBLIC_BASE_URL": base, "CDS_WORKERS": "1", "CDS_LOG_LEVEL": "DEBUG"}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(cds_service_command() + ["serve", "--host", "127.0.0.1", "--port", str(port)],
-                                   cwd=REPO, env=environment, stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-2000:]
-            time.sleep(0.1)
+    with running_server(log_path, environment, port) as base:
         discovery_token = tokens.sign(ec1, aud=base + DISCOVERY)
         response = requests.get(base + DISCOVERY, headers={"Authorization": "Bearer " + discovery_token}, timeout=5)
         assert response.status_code == 200
@@ -402,13 +378,6 @@ def test_live_server_es384_and_missing_token(tmp_path, tokens, ec1, log_guard):
         assert response.status_code == 401 and response.json()["resourceType"] == "OperationOutcome"
         response = requests.get(base + DISCOVERY, headers={"Authorization": "Bearer " + discovery_token}, timeout=5)
         assert response.status_code == 401 and "replayed" not in response.text
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
     server_log = log_path.read_text()
     assert "missing Authorization header" in server_log and "jti replayed" in server_log
     for secret in log_guard.secrets:

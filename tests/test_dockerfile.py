@@ -1,15 +1,13 @@
 """The Dockerfile's CMD and HEALTHCHECK work as written (no Docker engine here: run them directly)."""
 
 import json
-import os
 import re
 import subprocess
 import sys
-import time
 
-from test_live_server import REPO
-from test_live_server import cds_service_command
-from test_live_server import free_port
+from server_process import REPO
+from server_process import free_port
+from server_process import running_server
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 
@@ -30,17 +28,12 @@ def test_cmd_starts_the_service_and_the_healthcheck_passes(tmp_path):
     cmd = json.loads(re.search(r"^CMD (\[.*\])$", DOCKERFILE, re.M).group(1))
     assert cmd == ["cds-service", "serve"]
     port = free_port()
-    environment = {**os.environ, **dockerfile_environment(), "CDS_HOST": "127.0.0.1", "CDS_PORT": str(port),
+    environment = {**dockerfile_environment(), "CDS_HOST": "127.0.0.1", "CDS_PORT": str(port),
                    "CDS_TRUSTED_CLIENTS_FILE": str(REPO / "fixtures" / "trusted-clients.example.json")}
     healthcheck = re.search(r'CMD python -c "(.+)"$', DOCKERFILE, re.M).group(1).replace("8080", str(port))
-    with open(tmp_path / "server.log", "wb") as log:
-        server = subprocess.Popen(cds_service_command() + cmd[1:], env=environment, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 20
-        while subprocess.run([sys.executable, "-c", healthcheck], capture_output=True).returncode != 0:
-            assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the HEALTHCHECK never passed"
-            time.sleep(0.2)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+
+    def healthcheck_passes(base):
+        return subprocess.run([sys.executable, "-c", healthcheck], capture_output=True).returncode == 0
+
+    with running_server(tmp_path / "server.log", environment, port, args=tuple(cmd[1:]), ready=healthcheck_passes):
+        pass  # ready means the image's HEALTHCHECK command passed against the image's CMD

@@ -1,7 +1,6 @@
 """Digoxin, clonidine, epinephrine and norepinephrine (label 7.4, 7.6)."""
 
 from cds_service.findings import Finding
-from cds_service.rules.common import bullet_list
 from cds_service.rules.common import describe_use
 
 IDS = ("C1", "C2", "C3", "C4", "C4p")

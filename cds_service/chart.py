@@ -27,6 +27,9 @@ from urllib.parse import urlsplit
 from cds_service import fhir_fetch
 from cds_service.fhir_fetch import Fetched
 from cds_service.fhir_fetch import FhirUnavailable
+from cds_service.fhir_read import child
+from cds_service.fhir_read import items
+from cds_service.fhir_read import text
 
 log = logging.getLogger(__name__)
 
@@ -58,24 +61,19 @@ class Chart:
 
 def is_operation_outcome(value: Any) -> bool:
     """An OperationOutcome, alone or as the only kind of entry in a Bundle."""
-    if not isinstance(value, Mapping):
-        return False
-    if value.get("resourceType") == "OperationOutcome":
+    if text(value, "resourceType") == "OperationOutcome":
         return True
-    entries = [e.get("resource") for e in value.get("entry") or [] if isinstance(e, Mapping)]
-    return value.get("resourceType") == "Bundle" and bool(entries) and all(
-        isinstance(r, Mapping) and r.get("resourceType") == "OperationOutcome" for r in entries)
+    entries = [child(entry, "resource") for entry in items(value, "entry")]
+    return text(value, "resourceType") == "Bundle" and bool(entries) and all(
+        text(resource, "resourceType") == "OperationOutcome" for resource in entries)
 
 
 def bundle_resources(value: Any) -> list[Mapping[str, Any]]:
     """The resources of a Bundle (OperationOutcome entries dropped), or the resource itself."""
-    if not isinstance(value, Mapping):
-        return []
-    if value.get("resourceType") != "Bundle":
-        return [value]
-    return [e["resource"] for e in value.get("entry") or []
-            if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)
-            and e["resource"].get("resourceType") != "OperationOutcome"]
+    if text(value, "resourceType") != "Bundle":
+        return [value] if text(value, "resourceType") else []
+    resources = [child(entry, "resource") for entry in items(value, "entry")]
+    return [resource for resource in resources if text(resource, "resourceType") not in (None, "OperationOutcome")]
 
 
 def usable_prefetch(prefetch: Mapping[str, Any], key: str) -> tuple[bool, list[Mapping[str, Any]]]:
@@ -85,8 +83,8 @@ def usable_prefetch(prefetch: Mapping[str, Any], key: str) -> tuple[bool, list[M
     value = prefetch[key]
     if value is None:
         return True, []
-    if not isinstance(value, Mapping) or is_operation_outcome(value):
-        return False, []
+    if not text(value, "resourceType") or is_operation_outcome(value):
+        return False, []  # not FHIR, or an error in place of the data
     return True, bundle_resources(value)
 
 

@@ -8,7 +8,11 @@ guessed.
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+
+from cds_service.fhir_read import child
+from cds_service.fhir_read import items
+from cds_service.fhir_read import number
+from cds_service.fhir_read import text
 
 MILLIGRAM_UNITS = {"mg": 1.0, "milligram": 1.0, "milligrams": 1.0, "g": 1000.0, "gram": 1000.0, "grams": 1000.0}
 TABLET_UNITS = {"{pill}", "{tbl}", "{tablet}", "{tablets}", "tab", "tabs", "tablet", "tablets", "pill", "pills"}
@@ -85,13 +89,11 @@ def _frequency_words(per_day: float) -> str:
     return words.get(per_day, f"{_number(per_day)} times a day")
 
 
-def _quantity_in_mg(quantity: Any, strength_mg: float | None) -> float | None:
-    if not isinstance(quantity, Mapping) or not isinstance(quantity.get("value"), (int, float)):
+def _quantity_in_mg(quantity: Mapping, strength_mg: float | None) -> float | None:
+    value = number(quantity, "value")
+    if value is None:
         return None
-    value = float(quantity["value"])
-    for unit in (quantity.get("code"), quantity.get("unit")):
-        if not isinstance(unit, str):
-            continue
+    for unit in filter(None, (text(quantity, "code"), text(quantity, "unit"))):
         unit = unit.strip().lower()
         if unit in MILLIGRAM_UNITS:
             return value * MILLIGRAM_UNITS[unit]
@@ -100,37 +102,30 @@ def _quantity_in_mg(quantity: Any, strength_mg: float | None) -> float | None:
     return None
 
 
-def _dose_quantity(instruction: Mapping) -> Any:
-    for dose_and_rate in instruction.get("doseAndRate") or []:
-        if isinstance(dose_and_rate, Mapping) and "doseQuantity" in dose_and_rate:
-            return dose_and_rate["doseQuantity"]
-    return instruction.get("doseQuantity")  # STU3 shape, still sent by some clients
+def _dose_quantity(instruction: Mapping) -> Mapping:
+    for dose_and_rate in items(instruction, "doseAndRate"):
+        if child(dose_and_rate, "doseQuantity"):
+            return child(dose_and_rate, "doseQuantity")
+    return child(instruction, "doseQuantity")  # STU3 shape, still sent by some clients
 
 
-def _doses_per_day(timing: Any) -> float | None:
-    if not isinstance(timing, Mapping):
-        return None
-    repeat = timing.get("repeat")
-    if isinstance(repeat, Mapping):
-        per_day = _doses_per_day_from_repeat(repeat)
-        if per_day is not None:
-            return per_day
-    code = timing.get("code")
-    if isinstance(code, Mapping):
-        candidates = [c.get("code") for c in code.get("coding") or [] if isinstance(c, Mapping)] + [code.get("text")]
-        for candidate in candidates:
-            if isinstance(candidate, str) and candidate.strip().upper() in DOSES_PER_DAY_BY_CODE:
-                return float(DOSES_PER_DAY_BY_CODE[candidate.strip().upper()])
+def _doses_per_day(timing: Mapping) -> float | None:
+    per_day = _doses_per_day_from_repeat(child(timing, "repeat"))
+    if per_day is not None:
+        return per_day
+    code = child(timing, "code")
+    for candidate in [text(c, "code") for c in items(code, "coding")] + [text(code, "text")]:
+        if candidate and candidate.strip().upper() in DOSES_PER_DAY_BY_CODE:
+            return float(DOSES_PER_DAY_BY_CODE[candidate.strip().upper()])
     return None
 
 
 def _doses_per_day_from_repeat(repeat: Mapping) -> float | None:
-    period = repeat.get("period")
-    unit = repeat.get("periodUnit")
-    if not isinstance(period, (int, float)) or period <= 0 or unit not in DAYS_PER_PERIOD_UNIT:
+    period, unit = number(repeat, "period"), text(repeat, "periodUnit")
+    if period is None or period <= 0 or unit not in DAYS_PER_PERIOD_UNIT:
         return None
-    frequency = repeat.get("frequency")
-    if not isinstance(frequency, (int, float)):
+    frequency = number(repeat, "frequency")
+    if frequency is None or frequency <= 0:
         times = repeat.get("when") or repeat.get("timeOfDay")
         frequency = len(times) if isinstance(times, list) and times else 1
     return frequency / (period * DAYS_PER_PERIOD_UNIT[unit])
@@ -138,14 +133,14 @@ def _doses_per_day_from_repeat(repeat: Mapping) -> float | None:
 
 def extract_dosing(medication_request: Mapping, strength_mg: float | None) -> Dosing | None:
     """The order's dosing, or None when it has no dosage instruction at all."""
-    instructions = [i for i in medication_request.get("dosageInstruction") or [] if isinstance(i, Mapping)]
+    instructions = items(medication_request, "dosageInstruction")
     if not instructions:
         return None
     steps = [
         DoseStep(
             mg_per_dose=_quantity_in_mg(_dose_quantity(instruction), strength_mg),
-            doses_per_day=_doses_per_day(instruction.get("timing")),
-            sequence=instruction.get("sequence") if isinstance(instruction.get("sequence"), int) else None,
+            doses_per_day=_doses_per_day(child(instruction, "timing")),
+            sequence=int(number(instruction, "sequence")) if number(instruction, "sequence") is not None else None,
         )
         for instruction in instructions
     ]

@@ -39,6 +39,8 @@ def parse_json_object(body: bytes) -> dict:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as error:
         raise BadRequest(f"Request body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise BadRequest("Request body is nested too deeply to be a CDS Hooks request.") from None
     if not isinstance(data, dict):
         raise BadRequest(f"Request body must be a JSON object, not {type(data).__name__}.")
     return data

@@ -9,8 +9,10 @@ a contained Medication or another known Medication (Bundle entry, prefetch, FHIR
 import dataclasses
 import re
 from collections.abc import Mapping
-from typing import Any
 
+from cds_service.fhir_read import child
+from cds_service.fhir_read import items
+from cds_service.fhir_read import text
 from cds_service.knowledge import Ingredient
 from cds_service.knowledge import Knowledge
 
@@ -63,20 +65,16 @@ class MedicationMatcher:
         return Medication(display=display or "unnamed medication", matches=tuple(matches))
 
     def _concepts(self, resource: Mapping, known: Mapping[str, Mapping]) -> tuple[list[Mapping], str]:
-        concept = resource.get("medicationCodeableConcept")
-        if isinstance(concept, Mapping):
+        concept = child(resource, "medicationCodeableConcept")
+        if concept:
             return [concept], _concept_text(concept)
-        reference = resource.get("medicationReference")
-        if not isinstance(reference, Mapping):
-            return [], ""
-        display = reference.get("display") if isinstance(reference.get("display"), str) else ""
-        medication = _resolve(reference.get("reference"), resource, known)
+        reference = child(resource, "medicationReference")
+        display = text(reference, "display") or ""
+        medication = _resolve(text(reference, "reference"), resource, known)
         if medication is None:
             return [], display
-        concepts = [medication.get("code")] + [
-            item.get("itemCodeableConcept") for item in medication.get("ingredient") or [] if isinstance(item, Mapping)
-        ]
-        concepts = [c for c in concepts if isinstance(c, Mapping)]
+        concepts = [child(medication, "code")] + [child(item, "itemCodeableConcept") for item in items(medication, "ingredient")]
+        concepts = [c for c in concepts if c]
         return concepts, display or (_concept_text(concepts[0]) if concepts else "")
 
     def _coded_matches(self, concepts: list[Mapping]) -> list[MedicationMatch]:
@@ -98,40 +96,31 @@ class MedicationMatcher:
 
 
 def _concept_text(concept: Mapping) -> str:
-    texts = [concept.get("text")] + [c.get("display") for c in concept.get("coding") or [] if isinstance(c, Mapping)]
-    return next((text for text in texts if isinstance(text, str) and text.strip()), "")
+    texts = [text(concept, "text")] + [text(c, "display") for c in items(concept, "coding")]
+    return next((t for t in texts if t), "")
 
 
 def _rxnorm_codes(concepts: list[Mapping]) -> list[str]:
-    return [
-        str(coding["code"]).strip()
-        for concept in concepts
-        for coding in concept.get("coding") or []
-        if isinstance(coding, Mapping) and coding.get("system") in RXNORM_SYSTEMS and coding.get("code")
-    ]
+    return [text(coding, "code").strip() for concept in concepts for coding in items(concept, "coding")
+            if text(coding, "system") in RXNORM_SYSTEMS and text(coding, "code")]
 
 
-def _resolve(reference: Any, resource: Mapping, known: Mapping[str, Mapping]) -> Mapping | None:
-    if not isinstance(reference, str):
+def _resolve(reference: str | None, resource: Mapping, known: Mapping[str, Mapping]) -> Mapping | None:
+    if reference is None:
         return None
     if reference.startswith("#"):
-        return next((c for c in resource.get("contained") or []
-                     if isinstance(c, Mapping) and c.get("id") == reference[1:]), None)
+        return next((c for c in items(resource, "contained") if c.get("id") == reference[1:]), None)
     reference = reference.split("/_history/", 1)[0]
     return known.get(reference) or known.get("/".join(reference.rsplit("/", 2)[-2:]))
 
 
 def order_route(resource: Mapping) -> str | None:
     """The route an order or statement names in its dosage, as a rule route name."""
-    dosages = resource.get("dosageInstruction") or resource.get("dosage") or []
-    for dosage in dosages:
-        route = dosage.get("route") if isinstance(dosage, Mapping) else None
-        if not isinstance(route, Mapping):
-            continue
-        words = [route.get("text")] + [value for coding in route.get("coding") or [] if isinstance(coding, Mapping)
-                                       for value in (coding.get("display"), coding.get("code"))]
-        for word in words:
-            found = ROUTE_PATTERN.search(word.lower()) if isinstance(word, str) else None
+    for dosage in items(resource, "dosageInstruction") + items(resource, "dosage"):
+        route = child(dosage, "route")
+        words = [text(route, "text")] + [text(coding, key) for coding in items(route, "coding") for key in ("display", "code")]
+        for word in filter(None, words):
+            found = ROUTE_PATTERN.search(word.lower())
             if found:
                 return ROUTE_BY_WORD[found.group(1)]
     return None
@@ -141,11 +130,11 @@ def medication_index(entries: list[Mapping]) -> dict[str, Mapping]:
     """Medication resources of Bundle entries, keyed by ``Medication/id`` and by fullUrl."""
     index = {}
     for entry in entries:
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if not isinstance(resource, Mapping) or resource.get("resourceType") != "Medication":
+        resource = child(entry, "resource")
+        if text(resource, "resourceType") != "Medication":
             continue
-        if isinstance(resource.get("id"), str):
+        if text(resource, "id"):
             index[f"Medication/{resource['id']}"] = resource
-        if isinstance(entry.get("fullUrl"), str):
+        if text(entry, "fullUrl"):
             index[entry["fullUrl"]] = resource
     return index

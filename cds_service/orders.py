@@ -16,6 +16,8 @@ from cds_service.dose import Dosing
 from cds_service.dose import extract_dosing
 from cds_service.envelope import Envelope
 from cds_service.errors import BadRequest
+from cds_service.fhir_read import items
+from cds_service.fhir_read import text
 from cds_service.medications import MedicationMatch
 from cds_service.medications import MedicationMatcher
 from cds_service.medications import medication_index
@@ -27,6 +29,7 @@ class MilnacipranOrder:
 
     resource: Mapping[str, Any]     # normalised draft, never mutated; suggestions copy it
     reference: str                  # "MedicationRequest/<id>"
+    patient_id: str                 # context.patientId
     display: str
     match: MedicationMatch
     dosing: Dosing | None
@@ -40,8 +43,9 @@ class MilnacipranOrder:
 def _is_selected(resource: Mapping, selections: tuple[str, ...] | None) -> bool:
     if selections is None:
         return True
-    resource_id = resource.get("id")
-    return f"{resource.get('resourceType')}/{resource_id}" in selections or resource_id in selections
+    resource_id = text(resource, "id")
+    return resource_id is not None and (f"{text(resource, 'resourceType')}/{resource_id}" in selections
+                                        or resource_id in selections)
 
 
 def normalise_draft(resource: Mapping, patient_id: str) -> dict:
@@ -58,7 +62,7 @@ def normalise_draft(resource: Mapping, patient_id: str) -> dict:
 def _is_valid_r4(draft: Mapping) -> bool:
     try:
         MedicationRequest.model_validate(draft)
-    except ValidationError:
+    except (ValidationError, TypeError, KeyError, ValueError):  # the R4B models raise more than ValidationError on odd input
         return False
     return True
 
@@ -70,7 +74,7 @@ def find_milnacipran_orders(envelope: Envelope, matcher: MedicationMatcher,
     ``fetched_medications`` are Medication resources read from the FHIR server for references
     the Bundle does not hold.
     """
-    known = {**(fetched_medications or {}), **medication_index(envelope.draft_orders.get("entry") or [])}
+    known = {**(fetched_medications or {}), **medication_index(items(envelope.draft_orders, "entry"))}
     orders = []
     for index, resource in enumerate(envelope.draft_entries()):
         resource_type = resource.get("resourceType")
@@ -86,10 +90,11 @@ def find_milnacipran_orders(envelope: Envelope, matcher: MedicationMatcher,
         draft = normalise_draft(resource, envelope.patient_id)
         orders.append(MilnacipranOrder(
             resource=draft,
-            reference=f"MedicationRequest/{resource.get('id') or f'draft-{index}'}",
+            reference=f"MedicationRequest/{text(resource, 'id') or f'draft-{index}'}",
+            patient_id=envelope.patient_id,
             display=medication.display,
             match=match,
             dosing=extract_dosing(draft, match.strength_mg),
-            is_valid_r4=isinstance(resource.get("id"), str) and _is_valid_r4(draft),
+            is_valid_r4=text(resource, "id") is not None and _is_valid_r4(draft),
         ))
     return tuple(orders)

@@ -15,6 +15,9 @@ from cds_service.chart import ChartSource
 from cds_service.envelope import Envelope
 from cds_service.errors import CdsError
 from cds_service.errors import PreconditionFailed
+from cds_service.fhir_read import child
+from cds_service.fhir_read import items
+from cds_service.fhir_read import text
 from cds_service.findings import Finding
 from cds_service.medications import MedicationMatcher
 from cds_service.medications import medication_index
@@ -78,13 +81,10 @@ class OrderCheck:
         """medicationReferences of unidentified drafts that neither the Bundle nor a contained resource holds."""
         if orders:
             return []
-        known = medication_index(envelope.draft_orders.get("entry") or [])
-        references = []
-        for resource in envelope.draft_entries():
-            reference = (resource.get("medicationReference") or {}).get("reference")
-            if isinstance(reference, str) and not reference.startswith("#") and reference not in known:
-                references.append(reference)
-        return references
+        known = medication_index(items(envelope.draft_orders, "entry"))
+        references = [text(child(resource, "medicationReference"), "reference") for resource in envelope.draft_entries()]
+        return [reference for reference in references
+                if reference and not reference.startswith("#") and reference not in known]
 
     def _findings(self, orders, snapshot) -> list[Finding]:
         return evaluate_rules(orders, snapshot, self.policy)

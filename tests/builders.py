@@ -5,14 +5,14 @@ import datetime
 
 from cds_service.envelope import parse_envelope
 from cds_service.knowledge import default_knowledge
+from cds_service.medication_history import MedicationUse
 from cds_service.medications import MedicationMatcher
+from cds_service.observations import BloodPressure
+from cds_service.observations import Measurement
 from cds_service.orders import find_milnacipran_orders
 from cds_service.policy import default_policy
+from cds_service.problem_list import ConditionEntry
 from cds_service.renal_estimate import RenalEstimate
-from cds_service.snapshot import BloodPressure
-from cds_service.snapshot import ConditionEntry
-from cds_service.snapshot import Measurement
-from cds_service.snapshot import MedicationUse
 from cds_service.snapshot import Snapshot
 
 NOW = datetime.datetime(2026, 11, 20, 15, 0, tzinfo=datetime.timezone.utc)

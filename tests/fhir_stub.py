@@ -29,9 +29,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from datetime import datetime
+from datetime import timezone
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from urllib.parse import parse_qs
+from urllib.parse import unquote
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
 
 FHIR_JSON = "application/fhir+json"
 FAULT_KINDS = (None, "latency", "status", "garbage", "not_fhir", "hang", "refuse")

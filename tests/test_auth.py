@@ -16,22 +16,22 @@ import logging
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from cds_service.auth import (
-    ClientAuthenticator,
-    InMemoryReplayCache,
-    TrustConfigError,
-    TrustedClient,
-    Unauthorized,
-    load_trusted_clients,
-)
+from cds_service.auth import ClientAuthenticator
+from cds_service.auth import InMemoryReplayCache
+from cds_service.auth import TrustConfigError
+from cds_service.auth import TrustedClient
+from cds_service.auth import Unauthorized
+from cds_service.auth import load_trusted_clients
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 BASE = "https://cds.example.org"

@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import json
 import logging
-
 import time
 import uuid
 
@@ -19,18 +18,17 @@ import jwt
 import pytest
 import requests
 from conftest import load_fixture
+from server_process import free_port
+from server_process import running_server
 from test_auth import JwksServer
 from test_auth import Key
 from test_auth import b64url
 from test_auth import ec1  # noqa: F401  (module-scoped key fixtures)
 from test_auth import ec_key
 from test_auth import rsa1  # noqa: F401
-from server_process import free_port
-from server_process import running_server
 
 from cds_service import create_app
 from cds_service.logs import JsonFormatter
-
 
 BASE = "https://cds.example.org"
 DISCOVERY = "/cds-services"

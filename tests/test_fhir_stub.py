@@ -126,14 +126,14 @@ def test_paging_follows_next_links_to_the_end():
             params, pages = None, pages + 1
             seen += ids(bundle)
             assert bundle["total"] == 5
-            url = next((l["url"] for l in bundle["link"] if l["relation"] == "next"), None)
+            url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
             assert url is None or url.startswith(f"{stub.base_url}/Observation?")
         assert pages == 3 and seen == ["cr1", "hr1", "local1", "cr2", "cr3"]
         # explicit _count overrides the default page size; next_link_base redirects next links
         stub.next_link_base = "http://elsewhere.example/fhir"
         bundle = search(stub, "Observation", {"patient": "p1", "_count": 4})
         assert len(bundle["entry"]) == 4
-        nxt = [l["url"] for l in bundle["link"] if l["relation"] == "next"]
+        nxt = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
         assert len(nxt) == 1 and nxt[0].startswith("http://elsewhere.example/fhir/Observation?")
         assert "_offset=4" in nxt[0]
 

@@ -13,15 +13,18 @@ from builders import snapshot
 from builders import use
 from conformance import assert_valid_r4
 
+from cds_service.chart import Unavailable
+from cds_service.observations import CodedResult
+from cds_service.observations import Measurement
 from cds_service.rules import RULES
-from cds_service.rules import evaluate_rules
 from cds_service.rules import age as age_rules
-from cds_service.rules import blood_pressure
 from cds_service.rules import bleeding_risk
+from cds_service.rules import blood_pressure
 from cds_service.rules import cardiovascular_drugs
 from cds_service.rules import data_availability
 from cds_service.rules import dose_titration
 from cds_service.rules import duplicate_therapy
+from cds_service.rules import evaluate_rules
 from cds_service.rules import hepatic
 from cds_service.rules import hyponatremia
 from cds_service.rules import maoi_washout
@@ -29,9 +32,6 @@ from cds_service.rules import pregnancy_lactation
 from cds_service.rules import renal_function
 from cds_service.rules import serotonergic_drugs
 from cds_service.rules import suicidality
-from cds_service.snapshot import CodedResult
-from cds_service.snapshot import Measurement
-from cds_service.chart import Unavailable
 
 
 def fired(findings):
@@ -60,6 +60,7 @@ def test_a_crashing_rule_becomes_a_visible_warning(monkeypatch):
 def test_rules_are_pure_functions_without_io_flask_or_clock():
     import ast
     import inspect
+
     import cds_service.rules as package
     for _, rule in RULES:
         source = inspect.getsource(inspect.getmodule(rule))

@@ -27,10 +27,12 @@ import csv
 import functools
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Iterable, Mapping
+from typing import Iterable
+from typing import Mapping
 
 __all__ = [
     "Ingredient",

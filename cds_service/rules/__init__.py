@@ -11,8 +11,8 @@ import logging
 from cds_service.cards import TOPICS
 from cds_service.findings import Finding
 from cds_service.rules import age
-from cds_service.rules import blood_pressure
 from cds_service.rules import bleeding_risk
+from cds_service.rules import blood_pressure
 from cds_service.rules import cardiovascular_drugs
 from cds_service.rules import conditions
 from cds_service.rules import data_availability

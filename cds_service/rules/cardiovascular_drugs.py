@@ -21,7 +21,8 @@ def cardiovascular_interaction(orders, snapshot, policy):
             continue
         line = describe_use(use, snapshot.now)
         if use.group == "digoxin" and use.route in PARENTERAL_ROUTES:
-            findings.append(Finding("warning", "IV digoxin is active: avoid with milnacipran (postural hypotension, tachycardia).",
+            findings.append(Finding("warning",
+                                    "IV digoxin is active: avoid with milnacipran (postural hypotension, tachycardia).",
                                     line, SECTION, rule_id="C1"))
         elif use.group == "digoxin":
             findings.append(Finding("info", "Digoxin is active: milnacipran may add to its haemodynamic effects; monitor.",

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from cds_service.fhir_time import show_date
 from cds_service.findings import Action
 from cds_service.findings import Suggestion
+from cds_service.medication_history import MedicationUse
 from cds_service.orders import MilnacipranOrder
 from cds_service.policy import Policy
-from cds_service.snapshot import MedicationUse
 from cds_service.snapshot import Snapshot
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -79,7 +79,7 @@ def order_observation(policy: Policy, kinds: Sequence[str], patient_id: str, lab
 
 
 def patient_id(orders: Sequence[MilnacipranOrder]) -> str:
-    return orders[0].resource["subject"]["reference"].split("/")[-1]
+    return orders[0].patient_id
 
 
 def describe_use(use: MedicationUse, now: datetime.datetime) -> str:

@@ -7,6 +7,7 @@ from cds_service.findings import Action
 from cds_service.findings import Finding
 from cds_service.findings import Suggestion
 from cds_service.rules.common import RXNORM
+from cds_service.rules.common import UCUM
 from cds_service.rules.common import change_dose
 from cds_service.rules.common import dosage
 from cds_service.rules.common import is_new_start
@@ -65,7 +66,7 @@ def titration_schedule(policy) -> list[dict]:
         instruction = dosage(mg, per_day, f"{label}: {mg:g} mg {'once' if per_day == 1 else 'twice'} a day")
         instruction["sequence"] = sequence
         if days:
-            instruction["timing"]["repeat"]["boundsDuration"] = {"value": days, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}
+            instruction["timing"]["repeat"]["boundsDuration"] = {"value": days, "unit": "d", "system": UCUM, "code": "d"}
         instructions.append(instruction)
     return instructions
 

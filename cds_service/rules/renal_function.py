@@ -18,10 +18,10 @@ def _estimate_text(renal) -> str:
 
 
 def _ceiling_text(policy) -> str:
-    return (f"Severe impairment (CrCl {policy.threshold('crcl_esrd_below'):g}–"
-            f"{policy.threshold('crcl_severe_below') - 1:g} mL/min): maintenance {policy.threshold('renal_target_dose_mg'):g} mg "
-            f"twice a day ({policy.threshold('renal_target_daily_mg'):g} mg/day); up to {policy.threshold('renal_max_dose_mg'):g} mg "
-            f"twice a day ({policy.threshold('renal_max_daily_mg'):g} mg/day) if the patient responds.")
+    t = policy.threshold
+    return (f"Severe impairment (CrCl {t('crcl_esrd_below'):g}–{t('crcl_severe_below') - 1:g} mL/min): maintenance "
+            f"{t('renal_target_dose_mg'):g} mg twice a day ({t('renal_target_daily_mg'):g} mg/day); up to "
+            f"{t('renal_max_dose_mg'):g} mg twice a day ({t('renal_max_daily_mg'):g} mg/day) if the patient responds.")
 
 
 def end_stage_renal_disease(orders, snapshot, policy):
@@ -46,7 +46,8 @@ def renal_dose_ceiling(orders, snapshot, policy):
     if snapshot.conditions_in("esrd", "dialysis"):
         return []  # R5 already says not recommended; no dose to suggest
     if band == "moderate":
-        return [Finding("info", f"Moderate renal impairment (CrCl {snapshot.renal.crcl:.0f} mL/min): use milnacipran with caution.",
+        return [Finding("info",
+                        f"Moderate renal impairment (CrCl {snapshot.renal.crcl:.0f} mL/min): use milnacipran with caution.",
                         _estimate_text(snapshot.renal), SECTION, rule_id="R2")]
     if band != "severe":
         return []

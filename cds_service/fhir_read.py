@@ -1,0 +1,33 @@
+"""Lenient reads of FHIR JSON: a field of the wrong type reads as absent, never as a crash.
+
+Real clients send slightly-off resources (an object where R4 has a list, a number where it has a
+string). Every module that reads chart or draft JSON goes through these four functions, so a
+malformed field costs that field only, not the whole check.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def child(resource: Any, key: str) -> Mapping[str, Any]:
+    """The object at ``key``, or an empty mapping."""
+    value = resource.get(key) if isinstance(resource, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def items(resource: Any, key: str) -> list[Mapping[str, Any]]:
+    """The objects in the list at ``key`` (non-objects skipped), or an empty list."""
+    value = resource.get(key) if isinstance(resource, Mapping) else None
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def text(resource: Any, key: str) -> str | None:
+    """The non-empty string at ``key``, or None."""
+    value = resource.get(key) if isinstance(resource, Mapping) else None
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def number(resource: Any, key: str) -> float | None:
+    """The number at ``key`` (booleans are not numbers), or None."""
+    value = resource.get(key) if isinstance(resource, Mapping) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

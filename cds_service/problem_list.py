@@ -1,0 +1,59 @@
+"""The problem list as knowledge categories (esrd, seizure, pregnancy, ...), from Conditions and Procedures.
+
+A Condition counts when its clinical status is active, recurrence or relapse (or absent) and it
+is not refuted or entered in error; a Procedure (dialysis) unless entered in error or not done.
+"""
+
+import dataclasses
+import datetime
+from collections.abc import Iterable
+from collections.abc import Mapping
+
+from cds_service.fhir_read import child
+from cds_service.fhir_read import items
+from cds_service.fhir_read import text
+from cds_service.fhir_time import parse_time
+from cds_service.knowledge import Knowledge
+from cds_service.observations import codings
+
+CURRENT_CLINICAL_STATUSES = {"active", "recurrence", "relapse", None}
+EXCLUDED_VERIFICATION = {"refuted", "entered-in-error"}
+EXCLUDED_PROCEDURE_STATUSES = {"entered-in-error", "not-done"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ConditionEntry:
+    category: str
+    display: str
+    recorded: datetime.datetime | None
+
+
+def _first_code(concept) -> str | None:
+    return next((code for _, code in codings(concept)), None)
+
+
+def _counts(resource: Mapping) -> bool:
+    if text(resource, "resourceType") == "Procedure":
+        return text(resource, "status") not in EXCLUDED_PROCEDURE_STATUSES
+    return (_first_code(resource.get("clinicalStatus")) in CURRENT_CLINICAL_STATUSES
+            and _first_code(resource.get("verificationStatus")) not in EXCLUDED_VERIFICATION)
+
+
+def read_conditions(resources: Iterable[Mapping], knowledge: Knowledge) -> tuple[ConditionEntry, ...]:
+    """One entry per category found, with the first code's display and its recorded date."""
+    entries: dict[str, ConditionEntry] = {}
+    for resource in resources:
+        if not _counts(resource):
+            continue
+        concept = child(resource, "code")
+        for system, code in codings(concept):
+            category = knowledge.condition_category(system, code)
+            if category is None or category in entries:
+                continue
+            display = text(concept, "text") or next((text(c, "display") for c in items(concept, "coding")
+                                                     if text(c, "display")), code)
+            recorded = next((moment for moment in map(parse_time, (
+                resource.get("recordedDate"), resource.get("onsetDateTime"), resource.get("performedDateTime")))
+                if moment), None)
+            entries[category] = ConditionEntry(category, f"{display} ({code})", recorded)
+    return tuple(entries.values())

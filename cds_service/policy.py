@@ -83,6 +83,10 @@ def _override_reasons(raw: Any) -> tuple[dict, ...]:
             raise PolicyError(f"overrideReasons[{index}]: needs non-empty 'system', 'code' and 'display'")
         if not set(reason.get("topics", ())) <= set(TOPICS) or isinstance(reason.get("topics"), str):
             raise PolicyError(f"overrideReasons[{index}].topics: must list card topic codes")
+    uncovered = [topic for topic in TOPICS if not any(topic in r.get("topics", (topic,)) for r in raw)]
+    if uncovered:
+        raise PolicyError(f"overrideReasons: no reason for the topic(s) {', '.join(uncovered)} "
+                          "(every warning or critical card must offer one)")
     return tuple(dict(reason) for reason in raw)
 
 

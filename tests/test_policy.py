@@ -55,6 +55,8 @@ def test_a_policy_replaces_the_override_reasons(tmp_path):
     ({"indicators": {"A2": "loud"}}, "indicators.A2"),
     ({"indicators": {"M1": "off"}}, "indicators.M1: a label contraindication cannot be turned off"),
     ({"overrideReasons": [{"code": "x"}]}, "overrideReasons[0]"),
+    ({"overrideReasons": [{"system": "s", "code": "c", "display": "d", "topics": ["renal-function"]}]},
+     "overrideReasons: no reason for the topic"),
     ({"cards": {}}, "cards: unknown key"),
     ("{not json", "not valid JSON"),
     ([], "must be a JSON object"),

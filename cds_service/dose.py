@@ -109,7 +109,8 @@ def _dose_quantity(instruction: Mapping) -> Mapping:
     return child(instruction, "doseQuantity")  # STU3 shape, still sent by some clients
 
 
-def _doses_per_day(timing: Mapping) -> float | None:
+def doses_per_day(timing: Mapping) -> float | None:
+    """Doses a day from ``timing.repeat`` (frequency per period) or a common timing code; None if unstated."""
     per_day = _doses_per_day_from_repeat(child(timing, "repeat"))
     if per_day is not None:
         return per_day
@@ -139,7 +140,7 @@ def extract_dosing(medication_request: Mapping, strength_mg: float | None) -> Do
     steps = [
         DoseStep(
             mg_per_dose=_quantity_in_mg(_dose_quantity(instruction), strength_mg),
-            doses_per_day=_doses_per_day(child(instruction, "timing")),
+            doses_per_day=doses_per_day(child(instruction, "timing")),
             sequence=int(number(instruction, "sequence")) if number(instruction, "sequence") is not None else None,
         )
         for instruction in instructions

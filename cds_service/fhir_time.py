@@ -1,14 +1,16 @@
 """FHIR date, dateTime and instant strings as aware UTC datetimes.
 
 A partial date ("2026", "2026-10", "2026-10-28") is the start of that period, or its end when
-``end_of_period`` is set: a stop known only as a date counts from the end of that day (the
-conservative reading of kb §0.5 Decision 4). A time without a zone is taken as UTC.
+``end_of_period`` is set: a stop known only as a date counts from the end of that day anywhere
+on Earth (midnight at UTC-12, i.e. 12:00 UTC the next day), the conservative reading of kb §0.5
+Decision 4 whatever the site's time zone. A time without a zone is taken as UTC.
 """
 
 import calendar
 import datetime
 import re
 
+LATEST_MIDNIGHT = datetime.timedelta(hours=36)  # the end of a UTC day as seen at UTC-12
 PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
 
 
@@ -36,7 +38,7 @@ def _period_bound(year: str, month: str | None, day: str | None, end: bool) -> d
         start = datetime.datetime(y, m, d, tzinfo=datetime.timezone.utc)
     except ValueError:
         return None
-    return start + datetime.timedelta(days=1) if end else start
+    return start + LATEST_MIDNIGHT if end else start
 
 
 def show_date(moment: datetime.datetime | None) -> str:

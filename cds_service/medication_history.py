@@ -11,8 +11,10 @@ import datetime
 from collections.abc import Iterable
 from collections.abc import Mapping
 
+from cds_service.dose import doses_per_day
 from cds_service.fhir_read import child
 from cds_service.fhir_read import items
+from cds_service.fhir_read import number
 from cds_service.fhir_read import text
 from cds_service.fhir_time import parse_time
 from cds_service.knowledge import Ingredient
@@ -22,6 +24,8 @@ from cds_service.medications import order_route
 ACTIVE_STATUSES = {"MedicationRequest": {"active", "on-hold"},
                    "MedicationStatement": {"active", "intended", "on-hold"}}
 STOPPED_STATUSES = {"stopped", "completed"}
+DURATION_UNITS = {"min": datetime.timedelta(minutes=1), "h": datetime.timedelta(hours=1), "d": datetime.timedelta(days=1),
+                  "wk": datetime.timedelta(weeks=1), "mo": datetime.timedelta(days=30)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,17 +36,24 @@ class MedicationUse:
     display: str
     reference: str
     status: str                     # active | stopped | draft
-    route: str | None               # from the order's route, else from the product (route hint)
+    route: str | None               # as the order or statement states it (dosage route), if it does
+    product_route: str | None       # the product's route hint (product table, or a brand name)
     dose_form: str | None
     ingredient_count: int
     as_needed: bool
     start: datetime.datetime | None
-    stopped_at: datetime.datetime | None
+    stopped_at: datetime.datetime | None    # the last moment the drug may have been taken
     recorded: datetime.datetime | None
+    stopped_on: str | None = None           # the stop date as recorded, for display
 
     @property
     def group(self) -> str:
         return self.ingredient.group
+
+    @property
+    def routes(self) -> set[str]:
+        """Every route known for this use; empty when neither the order nor the product says."""
+        return {route for route in (self.route, self.product_route) if route}
 
     @property
     def is_current(self) -> bool:
@@ -57,11 +68,49 @@ def _bounds(resource: Mapping) -> list[Mapping]:
     return [child(child(child(dosage, "timing"), "repeat"), "boundsPeriod") for dosage in _dosages(resource)]
 
 
+def _latest(moments) -> datetime.datetime | None:
+    return max((moment for moment in moments if moment), default=None)
+
+
+def _end_of_course(dosage: Mapping, start: datetime.datetime | None) -> datetime.datetime | None:
+    """start + boundsDuration, or start + count doses at the stated frequency (a single dose: the start)."""
+    repeat = child(child(dosage, "timing"), "repeat")
+    duration, unit = number(child(repeat, "boundsDuration"), "value"), text(child(repeat, "boundsDuration"), "code")
+    if start is None:
+        return None
+    if duration is not None and unit in DURATION_UNITS:
+        return start + duration * DURATION_UNITS[unit]
+    count, per_day = number(repeat, "count"), doses_per_day(child(dosage, "timing"))
+    if count is not None and count >= 1:
+        return start + (count - 1) / per_day * DURATION_UNITS["d"] if per_day else start
+    return None
+
+
 def stop_instant(resource: Mapping) -> datetime.datetime | None:
-    """kb §0.5 Decision 4: dosage bounds end, then effectivePeriod end, then dispense validity end."""
+    """The last moment the drug was (or may have been) taken, for a stopped or completed order.
+
+    kb §0.5 Decision 4's explicit ends first: the latest dosage ``boundsPeriod.end`` (a tapered
+    order has several), then ``effectivePeriod.end``; then what the course itself implies (start +
+    ``boundsDuration`` or ``count``; a statement's ``effectiveDateTime``); last, the dispense
+    ``validityPeriod.end``. A date without a time counts from the end of that day.
+    """
+    start = _start(resource)
+    candidates = (
+        lambda: _latest(parse_time(bounds.get("end"), end_of_period=True) for bounds in _bounds(resource)),
+        lambda: parse_time(child(resource, "effectivePeriod").get("end"), end_of_period=True),
+        lambda: _latest(_end_of_course(dosage, start) for dosage in _dosages(resource)),
+        lambda: parse_time(resource.get("effectiveDateTime"), end_of_period=True),
+        lambda: parse_time(child(child(resource, "dispenseRequest"), "validityPeriod").get("end"), end_of_period=True),
+    )
+    return next((moment for moment in (candidate() for candidate in candidates) if moment), None)
+
+
+def _stop_as_recorded(resource: Mapping) -> str | None:
+    """The stop date as the record states it, for display (the instant above may be a day later)."""
     ends = [bounds.get("end") for bounds in _bounds(resource)] + [
-        child(resource, "effectivePeriod").get("end"), child(child(resource, "dispenseRequest"), "validityPeriod").get("end")]
-    return next((moment for moment in (parse_time(end, end_of_period=True) for end in ends) if moment), None)
+        child(resource, "effectivePeriod").get("end"), resource.get("effectiveDateTime")]
+    dated = sorted((end for end in ends if parse_time(end)), key=parse_time)
+    return dated[-1][:10] if dated else None
 
 
 def _start(resource: Mapping) -> datetime.datetime | None:
@@ -95,7 +144,8 @@ def _uses(resource: Mapping, is_draft: bool, matcher: MedicationMatcher,
             display=medication.display,
             reference=f"{text(resource, 'resourceType')}/{text(resource, 'id') or 'unknown'}",
             status=status,
-            route=route or match.route_hint,
+            route=route,
+            product_route=match.route_hint,
             dose_form=product.dose_form if product else None,
             ingredient_count=product.ingredient_count if product else 1,
             as_needed=any(d.get("asNeededBoolean") is True or child(d, "asNeededCodeableConcept")
@@ -103,6 +153,7 @@ def _uses(resource: Mapping, is_draft: bool, matcher: MedicationMatcher,
             start=_start(resource),
             stopped_at=stop_instant(resource) if status == "stopped" else None,
             recorded=parse_time(resource.get("authoredOn")) or parse_time(resource.get("dateAsserted")),
+            stopped_on=_stop_as_recorded(resource) if status == "stopped" else None,
         ))
     return uses
 

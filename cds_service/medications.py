@@ -92,7 +92,7 @@ class MedicationMatcher:
         return matches
 
     def _text_matches(self, text: str) -> list[MedicationMatch]:
-        return [MedicationMatch(ingredient, None, None, None) for ingredient in self.knowledge.ingredients_in_text(text)]
+        return [MedicationMatch(ingredient, route, None, None) for ingredient, route in self.knowledge.ingredients_in_text(text)]
 
 
 def _concept_text(concept: Mapping) -> str:
@@ -102,7 +102,7 @@ def _concept_text(concept: Mapping) -> str:
 
 def _rxnorm_codes(concepts: list[Mapping]) -> list[str]:
     return [text(coding, "code").strip() for concept in concepts for coding in items(concept, "coding")
-            if text(coding, "system") in RXNORM_SYSTEMS and text(coding, "code")]
+            if (text(coding, "system") or "").strip().rstrip("/").lower() in RXNORM_SYSTEMS and text(coding, "code")]
 
 
 def _resolve(reference: str | None, resource: Mapping, known: Mapping[str, Mapping]) -> Mapping | None:

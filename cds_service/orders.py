@@ -34,6 +34,8 @@ class MilnacipranOrder:
     match: MedicationMatch
     dosing: Dosing | None
     is_valid_r4: bool               # False: the draft cannot be echoed back in an update
+    has_id: bool                    # False: no suggestion can name this draft
+    entry_index: int                # position among envelope.draft_entries()
 
     @property
     def id(self) -> str:
@@ -96,5 +98,7 @@ def find_milnacipran_orders(envelope: Envelope, matcher: MedicationMatcher,
             match=match,
             dosing=extract_dosing(draft, match.strength_mg),
             is_valid_r4=text(resource, "id") is not None and _is_valid_r4(draft),
+            has_id=text(resource, "id") is not None,
+            entry_index=index,
         ))
     return tuple(orders)

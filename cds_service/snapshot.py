@@ -69,14 +69,14 @@ def _sex(patient: Mapping | None) -> str | None:
 
 def build_snapshot(chart: Chart, orders: tuple[MilnacipranOrder, ...], draft_resources: list[Mapping],
                    matcher: MedicationMatcher, now: datetime.datetime, thresholds: Mapping[str, float]) -> Snapshot:
-    """The snapshot for these orders; ``draft_resources`` are the session's draft orders.
+    """The snapshot for these orders; ``draft_resources`` are ``envelope.draft_entries()``.
 
     ``thresholds`` are the site policy's (look-back windows and unit factors).
     """
     knowledge = matcher.knowledge
-    order_references = {order.reference for order in orders}
-    other_drafts = [r for r in draft_resources if text(r, "resourceType") == "MedicationRequest"
-                    and f"MedicationRequest/{r.get('id')}" not in order_references]
+    checked = {order.entry_index for order in orders}
+    other_drafts = [r for index, r in enumerate(draft_resources)
+                    if index not in checked and text(r, "resourceType") == "MedicationRequest"]
     readings = read_observations(chart.of_type("Observation"), knowledge, thresholds)
     age, sex = _age(chart.patient, now), _sex(chart.patient)
     return Snapshot(

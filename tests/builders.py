@@ -58,14 +58,14 @@ def orders(*resources) -> tuple:
 
 def ingredient(name: str):
     if name == "st john's wort":
-        return dict(KNOWLEDGE.ingredient_names)[name]
+        return KNOWLEDGE.text_names[name][0][0]
     return next(i for i in KNOWLEDGE.ingredients.values() if i.name == name)
 
 
 def use(name, status="active", route=None, stopped_at=None, recorded=None, start=None, as_needed=False,
-        dose_form=None, ingredient_count=1) -> MedicationUse:
+        dose_form=None, ingredient_count=1, product_route=None) -> MedicationUse:
     return MedicationUse(ingredient(name), name, f"MedicationRequest/{name.replace(' ', '-')}", status, route,
-                         dose_form, ingredient_count, as_needed, start, stopped_at, recorded)
+                         product_route, dose_form, ingredient_count, as_needed, start, stopped_at, recorded)
 
 
 def condition(category: str) -> ConditionEntry:

@@ -215,13 +215,23 @@ def test_observations(kb):
 
 
 def test_text_matching(kb):
-    found = kb.ingredients_in_text("St. John\u2019s Wort 300 mg, lithium carbonate, Fetzima, dextroamphetamine")
+    found = [ing for ing, _ in kb.ingredients_in_text(
+        "St. John\u2019s Wort 300 mg, lithium carbonate, Fetzima, dextroamphetamine")]
     assert [i.name for i in found] == ["st john's wort", "lithium carbonate", "levomilnacipran", "dextroamphetamine"]
     assert found[0].rxcui == "" and found[0].group == "other_serotonergic"
-    names = dict(kb.ingredient_names)
-    assert names["hypericum"].group == "other_serotonergic"
-    assert names["savella"].rxcui == "588250"
-    assert kb.ingredients_in_text("levomilnacipran") == (kb.ingredients["1433212"],)
+    assert kb.text_names["hypericum"][0][0].group == "other_serotonergic"
+    assert kb.text_names["savella"][0][0].rxcui == "588250"
+    assert kb.ingredients_in_text("levomilnacipran") == ((kb.ingredients["1433212"], None),)
+
+
+@pytest.mark.parametrize("text, ingredient, route", [
+    ("NARDIL 15 MG TAB", "phenelzine", "oral"), ("Parnate 10 mg", "tranylcypromine", "oral"),
+    ("Emsam 6 mg/24 hr patch", "selegiline", "transdermal"), ("Zyvox 600 mg IV", "linezolid", None),
+    ("ProvayBlue 5 mg/mL", "methylene blue", "injectable"), ("Uribel capsule", "methylene blue", "oral"),
+])
+def test_brand_names_from_the_product_table_carry_their_route(kb, text, ingredient, route):
+    [(found, found_route)] = [(i, r) for i, r in kb.ingredients_in_text(text) if i.name == ingredient]
+    assert found_route == route
 
 
 def test_thresholds(kb):

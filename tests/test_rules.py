@@ -117,6 +117,13 @@ def test_esrd_or_dialysis_on_the_problem_list_is_critical_whatever_the_labs(cate
     assert findings[0].suggestions[0].actions[0].resource_id == "MedicationRequest/draft-1"
 
 
+def test_a_draft_without_an_id_gets_the_card_but_no_suggestion_naming_a_made_up_id():
+    resource = draft_resource()
+    del resource["id"]
+    findings = renal_function.end_stage_renal_disease(orders(resource), snapshot(conditions=(condition("esrd"),)), POLICY)
+    assert fired(findings) == [("R5", "critical")] and findings[0].suggestions == ()
+
+
 @pytest.mark.parametrize("age, conditions, expected", [
     (45, (), "info"), (64, (), "info"), (65, (), "warning"), (45, ("ckd",), "warning"), (45, ("ckd_stage_4",), "warning"),
 ])
@@ -145,14 +152,20 @@ def test_stale_or_unstable_creatinine(stale, unstable, expected):
     (use("isocarboxazid", "stopped", recorded=days_ago(5)), [("M1", "critical")]),     # no stop date, recent
     (use("isocarboxazid", "stopped", recorded=days_ago(60)), [("M1u", "warning")]),    # no stop date, old
     (use("selegiline", route="transdermal"), [("M1", "critical")]),
+    (use("selegiline", route="topical", product_route="transdermal"), [("M1", "critical")]),   # product wins
+    (use("selegiline"), [("M1", "critical")]),                                                # route unknown
     (use("selegiline", route="oral"), [("M4", "warning")]),
+    (use("selegiline", product_route="oral"), [("M4", "warning")]),
     (use("rasagiline"), [("M4", "warning")]),
     (use("linezolid"), [("M2", "critical")]),
     (use("linezolid", "stopped", stopped_at=days_ago(0.9)), [("M2", "critical")]),
     (use("linezolid", "stopped", stopped_at=days_ago(1.1)), []),
-    (use("methylene blue", "stopped", route="injectable", stopped_at=days_ago(0.5)), [("M3", "critical")]),
+    (use("methylene blue", "stopped", product_route="injectable", stopped_at=days_ago(0.5)), [("M3", "critical")]),
     (use("methylene blue", route="intravenous"), [("M3", "critical")]),
+    (use("methylene blue"), [("M3", "critical")]),                                            # route unknown
+    (use("methylene blue", route="subcutaneous", product_route="injectable"), [("M3o", "info")]),
     (use("methylene blue", route="oral"), [("M3o", "info")]),
+    (use("methylene blue", product_route="oral"), [("M3o", "info")]),
 ])
 def test_maoi_washouts(medication, expected):
     findings = []
@@ -201,6 +214,7 @@ def test_all_serotonergic_drugs_go_on_one_finding():
     ((use("aspirin"),), 65, (), [("B3", "warning")]),
     ((use("naproxen"),), 45, ("bleeding_disorder",), [("B3", "warning")]),
     ((use("diclofenac", route="topical"),), 70, (), []),
+    ((use("diclofenac", product_route="topical"),), 70, (), []),
     ((use("ketorolac", route="ophthalmic"),), 45, (), []),
     ((use("ibuprofen", "stopped", stopped_at=days_ago(2)),), 45, (), []),
 ])
@@ -211,14 +225,14 @@ def test_bleeding_risk(medications, age, conditions, expected):
 
 
 @pytest.mark.parametrize("medication, expected", [
-    (use("digoxin", route="injectable"), [("C1", "warning")]),
+    (use("digoxin", product_route="injectable"), [("C1", "warning")]),
     (use("digoxin", route="oral"), [("C2", "info")]),
     (use("clonidine", route="oral"), [("C3", "info")]),
-    (use("norepinephrine", route="injectable"), [("C4", "warning")]),
-    (use("epinephrine", route="injectable"), [("C4", "warning")]),
-    (use("epinephrine", route="injectable", as_needed=True), [("C4p", "info")]),
-    (use("epinephrine", route="injectable", dose_form="auto-injector"), [("C4p", "info")]),
-    (use("epinephrine", route="injectable", ingredient_count=2), [("C4p", "info")]),
+    (use("norepinephrine", product_route="injectable"), [("C4", "warning")]),
+    (use("epinephrine", product_route="injectable"), [("C4", "warning")]),
+    (use("epinephrine", product_route="injectable", as_needed=True), [("C4p", "info")]),
+    (use("epinephrine", product_route="injectable", dose_form="auto-injector"), [("C4p", "info")]),
+    (use("epinephrine", product_route="injectable", ingredient_count=2), [("C4p", "info")]),
 ])
 def test_cardiovascular_drugs(medication, expected):
     findings = cardiovascular_drugs.cardiovascular_interaction(orders(), snapshot(medications=(medication,)), POLICY)

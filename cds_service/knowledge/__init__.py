@@ -12,7 +12,7 @@ frozen :class:`Knowledge` holding ready-made indexes, so rules never touch raw
 rows.  The app calls it at start-up; ``default_knowledge()`` is a cached
 convenience wrapper for the packaged files.
 
-Text matching (``Knowledge.ingredient_names`` / ``ingredients_in_text``):
+Text matching (``Knowledge.text_names`` / ``ingredients_in_text``):
 besides every ingredient name, a few synonyms and brand names that appear in
 the reference are listed in ``_TEXT_SYNONYMS``.  Two of them are *text-only
 pseudo-ingredients* with ``rxcui == ""``: St John's wort (its RxCUI 258326 is
@@ -125,7 +125,6 @@ _TEXT_SYNONYMS: tuple[tuple[str, str | Ingredient], ...] = (
     ("savella", "588250"),  # kb title, L-DM
     ("ixel", "588250"),  # kb L-IX (non-US)
     ("fetzima", "1433212"),  # kb §1b D5
-    ("emsam", "9639"),  # kb §3.3 selegiline note (transdermal; route decided by the rule)
     ("zoloft", "36437"),  # rxnorm-products.md limitation 2
     ("flector", "3355"),  # rxnorm-products.md route_hint rules (topical patch)
     ("zecuity", "37418"),  # rxnorm-products.md route_hint rules
@@ -158,7 +157,7 @@ class Knowledge:
     sources: Mapping[str, str]
     ingredients: Mapping[str, Ingredient]
     product_ingredients: Mapping[str, tuple[ProductIngredient, ...]]
-    ingredient_names: tuple[tuple[str, Ingredient], ...]  # longest name first
+    text_names: Mapping[str, tuple[tuple[Ingredient, str | None], ...]]  # name -> (ingredient, route hint)
     milnacipran_codes: Mapping[str, MilnacipranCode]
     observation_kinds: Mapping[str, str]
     observation_displays: Mapping[str, str]
@@ -225,17 +224,17 @@ class Knowledge:
             return (self.ingredients["588250"],)
         return ()
 
-    def ingredients_in_text(self, text: str) -> tuple[Ingredient, ...]:
-        """Ingredients named in free text (whole-word, longest name first), in order of appearance."""
-        if not text:
-            return ()
-        lookup = dict(self.ingredient_names)
-        found: list[Ingredient] = []
-        for m in self._name_pattern.finditer(_norm_text(text)):
-            ing = lookup[m.group(0)]
-            if ing not in found:
-                found.append(ing)
-        return tuple(found)
+    def ingredients_in_text(self, text: str) -> tuple[tuple[Ingredient, str | None], ...]:
+        """(ingredient, route hint) named in free text, whole words, longest name first, in order of appearance.
+
+        Names are ingredient names, the synonyms above, and the brand names of the product table
+        (``[nardil]``), which carry their products' route when all share one (Emsam: transdermal).
+        """
+        found: dict[Ingredient, str | None] = {}
+        for m in self._name_pattern.finditer(_norm_text(text or "")):
+            for ing, route in self.text_names[m.group(0)]:
+                found.setdefault(ing, route)
+        return tuple(found.items())
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -248,14 +247,31 @@ def _read_json(path: Path):
         return json.load(f)
 
 
-def _build_names(ingredients: Mapping[str, Ingredient]) -> tuple[tuple[str, Ingredient], ...]:
-    names: dict[str, Ingredient] = {}
-    for ing in ingredients.values():
-        names[ing.name.lower()] = ing
+_BRAND = re.compile(r"\[([a-z][^\]]{4,})\]\s*$")  # "... oral tablet [nardil]": brands of 5+ characters
+
+
+def _brand_names(product_rows: Iterable[Mapping[str, str]], ingredients: Mapping[str, Ingredient]
+                 ) -> dict[str, tuple[tuple[Ingredient, str | None], ...]]:
+    """Brand -> its listed ingredients, each with the route hint its products share (None if they differ)."""
+    routes: dict[str, dict[Ingredient, set[str]]] = {}
+    for row in product_rows:
+        match = _BRAND.search(row["product_name"])
+        if match:
+            brand = re.sub(r"\s+reformulated\b.*$", "", match.group(1))
+            routes.setdefault(brand, {}).setdefault(ingredients[row["ingredient_rxcui"]], set()).add(row["route_hint"])
+    return {brand: tuple((ing, next(iter(hints)) if len(hints) == 1 else None) for ing, hints in by_ing.items())
+            for brand, by_ing in routes.items()}
+
+
+def _build_names(ingredients: Mapping[str, Ingredient], product_rows: list[Mapping[str, str]]
+                 ) -> dict[str, tuple[tuple[Ingredient, str | None], ...]]:
+    names: dict[str, tuple[tuple[Ingredient, str | None], ...]] = {
+        ing.name.lower(): ((ing, None),) for ing in ingredients.values()}
     for text, target in _TEXT_SYNONYMS:
-        ing = target if isinstance(target, Ingredient) else ingredients[target]
-        names.setdefault(text, ing)
-    return tuple(sorted(names.items(), key=lambda kv: (-len(kv[0]), kv[0])))
+        names.setdefault(text, ((target if isinstance(target, Ingredient) else ingredients[target], None),))
+    for brand, found in _brand_names(product_rows, ingredients).items():
+        names.setdefault(brand, found)
+    return names
 
 
 def _name_regex(names: Iterable[str]) -> re.Pattern:
@@ -274,7 +290,8 @@ def load_knowledge(directory: str | Path | None = None) -> Knowledge:
         ingredients[r["rxcui"]] = Ingredient(rxcui=r["rxcui"], name=r["name"], group=r["group"])
 
     products: dict[str, list[ProductIngredient]] = {}
-    for r in _read_csv(d / "products.csv"):
+    product_rows = _read_csv(d / "products.csv")
+    for r in product_rows:
         try:
             ing = ingredients[r["ingredient_rxcui"]]
         except KeyError:
@@ -339,7 +356,7 @@ def load_knowledge(directory: str | Path | None = None) -> Knowledge:
         threshold_sources[name] = spec["source"]
 
     overrides = _read_json(d / "override_reasons.json")
-    names = _build_names(ingredients)
+    names = _build_names(ingredients, product_rows)
 
     return Knowledge(
         version=manifest["version"],
@@ -347,7 +364,7 @@ def load_knowledge(directory: str | Path | None = None) -> Knowledge:
         sources=MappingProxyType(dict(sources)),
         ingredients=MappingProxyType(ingredients),
         product_ingredients=MappingProxyType({k: tuple(v) for k, v in products.items()}),
-        ingredient_names=names,
+        text_names=MappingProxyType(names),
         milnacipran_codes=MappingProxyType(milnacipran),
         observation_kinds=MappingProxyType(kinds),
         observation_displays=MappingProxyType(displays),
@@ -358,7 +375,7 @@ def load_knowledge(directory: str | Path | None = None) -> Knowledge:
         _condition_exact=MappingProxyType(exact),
         _condition_prefix=tuple(prefixes),
         _condition_rows=MappingProxyType({k: tuple(v) for k, v in by_category.items()}),
-        _name_pattern=_name_regex(n for n, _ in names),
+        _name_pattern=_name_regex(sorted(names, key=lambda name: (-len(name), name))),
     )
 
 

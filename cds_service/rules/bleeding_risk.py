@@ -15,7 +15,7 @@ def bleeding_risk(orders, snapshot, policy):
     anticoagulants = [u for u in snapshot.medications_in("anticoagulant") if u.is_current]
     antiplatelets = [u for u in snapshot.medications_in("antiplatelet") if u.is_current]
     nsaids = [u for u in snapshot.medications_in("nsaid", "aspirin")
-              if u.is_current and u.route not in NON_SYSTEMIC_ROUTES]
+              if u.is_current and not (u.routes and u.routes <= NON_SYSTEMIC_ROUTES)]
     if not (anticoagulants or antiplatelets or nsaids):
         return []
     factors = [f"{c.display} on the problem list" for c in snapshot.conditions_in("bleeding_disorder")]

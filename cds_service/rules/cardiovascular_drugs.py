@@ -20,7 +20,7 @@ def cardiovascular_interaction(orders, snapshot, policy):
         if not use.is_current:
             continue
         line = describe_use(use, snapshot.now)
-        if use.group == "digoxin" and use.route in PARENTERAL_ROUTES:
+        if use.group == "digoxin" and use.routes & PARENTERAL_ROUTES:
             findings.append(Finding("warning",
                                     "IV digoxin is active: avoid with milnacipran (postural hypotension, tachycardia).",
                                     line, SECTION, rule_id="C1"))

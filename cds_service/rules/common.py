@@ -17,10 +17,11 @@ LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 
 
-def cancel_orders(orders: Sequence[MilnacipranOrder], label: str = "Cancel the milnacipran order") -> Suggestion:
-    """Delete every milnacipran draft (kb §0.5 Decision 10: the suggestion lists them all)."""
-    return Suggestion(label, tuple(
-        Action("delete", f"Remove the draft order {order.display}", resource_id=order.reference) for order in orders))
+def cancel_orders(orders: Sequence[MilnacipranOrder]) -> tuple[Suggestion, ...]:
+    """One suggestion deleting every milnacipran draft (kb §0.5 Decision 10); none if no draft has an id."""
+    actions = tuple(Action("delete", f"Remove the draft order {order.display}", resource_id=order.reference)
+                    for order in orders if order.has_id)
+    return (Suggestion("Cancel the milnacipran order", actions),) if actions else ()
 
 
 def _tablet_code(policy: Policy, strength_mg: float):
@@ -89,8 +90,9 @@ def describe_use(use: MedicationUse, now: datetime.datetime) -> str:
     elif use.status == "active":
         state = f"active since {show_date(use.start)}" if use.start else "active"
     else:
-        state = f"stopped {show_date(use.stopped_at)}" if use.stopped_at else "stopped, stop date not recorded"
-    route = f", {use.route}" if use.route else ""
+        stopped = use.stopped_on or (show_date(use.stopped_at) if use.stopped_at else None)
+        state = f"stopped {stopped}" if stopped else "stopped, stop date not recorded"
+    route = f", {' / '.join(sorted(use.routes))}" if use.routes else ""
     return f"**{use.ingredient.name}** — {use.display} ({use.reference.split('/')[0]}, {state}{route})"
 
 

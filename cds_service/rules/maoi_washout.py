@@ -1,6 +1,7 @@
 """MAOIs, linezolid and IV methylene blue (label 4.1, 2.5, 2.6, 5.2): contraindications and washouts.
 
 These checks read only the medication lists: they never depend on optional data (renal, vitals).
+Medication administrations (MAR) are not read yet (kb §0.5 Decision 6); the cards say so.
 """
 
 import datetime
@@ -11,77 +12,108 @@ from cds_service.rules.common import bullet_list
 from cds_service.rules.common import cancel_orders
 from cds_service.rules.common import describe_use
 
-IDS = ("M1", "M1u", "M2", "M3", "M3o", "M4")
+IDS = ("M1", "M1u", "M2", "M2u", "M3", "M3u", "M3o", "M4")
 SECTION = "Savella PI §4.1 Contraindications (MAOIs); §2.5–2.6; §5.2 Serotonin syndrome"
-# An injectable product, or no route recorded, counts as IV: the conservative reading for a
-# contraindication (hospital methylene blue is given IV; oral products carry an oral route hint).
-INTRAVENOUS_ROUTES = {"intravenous", "injectable", None}
+INTRAVENOUS_ROUTES = {"intravenous", "injectable"}
+NOT_READ = "Medication administration records (MAR) are not read: check them for recent doses too."
 
 
-def _within_window(use, now, window: datetime.timedelta) -> bool:
-    """Active, or its stop instant less than ``window`` ago."""
-    return use.is_current or (use.stopped_at is not None and now - use.stopped_at < window)
+def is_psychiatric_selegiline(use) -> bool:
+    """Transdermal selegiline (Emsam) is the psychiatric MAOI of 4.1 (kb §0.5 Decision 5).
+
+    Transdermal if the order or the product says so; an unknown route counts as transdermal, the
+    conservative reading for a contraindication. Oral selegiline is rule M4.
+    """
+    return "transdermal" in use.routes or not use.routes
+
+
+def is_intravenous(use) -> bool:
+    """Methylene blue by IV: the order's route decides; without one, an injectable product or no
+    product route at all counts as IV (hospital methylene blue is given IV; oral combinations
+    carry an oral route hint)."""
+    if use.route:
+        return use.route in INTRAVENOUS_ROUTES
+    return use.product_route in INTRAVENOUS_ROUTES or use.product_route is None
+
+
+def washout_state(use, now: datetime.datetime, window: datetime.timedelta,
+                  unknown_for: datetime.timedelta) -> str:
+    """'inside' the window, 'outside' it, or 'unknown' (stopped, no stop date, recorded within ``unknown_for``).
+
+    Current use is inside. A stop without any date counts from when the order or statement was
+    recorded (kb §0.5 Decision 4): recorded within the window -> inside.
+    """
+    if use.is_current:
+        return "inside"
+    if use.stopped_at is not None:
+        return "inside" if now - use.stopped_at < window else "outside"
+    recorded = use.recorded or use.start
+    if recorded is not None and now - recorded < window:
+        return "inside"
+    return "unknown" if recorded is None or now - recorded < unknown_for else "outside"
+
+
+def _line(use, now, window, name) -> str:
+    if use.stopped_at is None or use.is_current:
+        return describe_use(use, now)
+    return f"{describe_use(use, now)}; {name} ends **{show_time(use.stopped_at + window)}**"
 
 
 def psychiatric_maoi(orders, snapshot, policy):
     """M1: an MAOI for psychiatric use within 14 days (transdermal selegiline only); M1u: stop date unknown."""
-    washout = datetime.timedelta(days=policy.threshold("maoi_washout_days"))
-    recent_days = policy.threshold("stopped_med_unknown_date_recent_days")
-    inside, unknown_old = [], []
-    for use in snapshot.medications_in("maoi_psychiatric"):
-        if use.ingredient.name == "selegiline" and use.route != "transdermal":
-            continue  # oral selegiline is rule M4 (kb §0.5 Decision 5)
-        if _within_window(use, snapshot.now, washout):
-            inside.append(f"{describe_use(use, snapshot.now)}" + (
-                f"; 14-day washout ends **{show_time(use.stopped_at + washout)}**" if use.stopped_at else ""))
-        elif use.status == "stopped" and use.stopped_at is None:
-            days = snapshot.days_since(use.recorded)
-            if days is not None and days < recent_days:
-                inside.append(f"{describe_use(use, snapshot.now)}; recorded {days:.0f} days ago, so treated as "
-                              "inside the washout")
-            else:
-                unknown_old.append(describe_use(use, snapshot.now))
+    window = datetime.timedelta(days=policy.threshold("maoi_washout_days"))
+    uses = [u for u in snapshot.medications_in("maoi_psychiatric")
+            if u.ingredient.name != "selegiline" or is_psychiatric_selegiline(u)]
+    states = {id(u): washout_state(u, snapshot.now, window, datetime.timedelta.max) for u in uses}
+    inside = [_line(u, snapshot.now, window, "washout") for u in uses if states[id(u)] == "inside"]
+    unknown = [describe_use(u, snapshot.now) for u in uses if states[id(u)] == "unknown"]
     if inside:
         return [Finding("critical", "MAOI within 14 days: milnacipran is contraindicated. Cancel this order.",
                         f"No milnacipran within {policy.threshold('maoi_washout_days'):g} days of stopping an MAOI "
                         f"intended to treat psychiatric disorders.\n\n{bullet_list(inside)}",
-                        SECTION, (cancel_orders(orders),), rule_id="M1")]
-    if unknown_old:
+                        SECTION, cancel_orders(orders), rule_id="M1")]
+    if unknown:
         return [Finding("warning", "MAOI stopped on an unknown date: confirm at least 14 days have passed.",
-                        bullet_list(unknown_old), SECTION, rule_id="M1u")]
+                        bullet_list(unknown), SECTION, rule_id="M1u")]
+    return []
+
+
+def _within_24_hours(drug, uses, orders, snapshot, policy, rule_id):
+    """Critical when a dose may be less than 24 h ago; a warning when the stop date is unknown."""
+    window = datetime.timedelta(hours=policy.threshold("linezolid_methylene_blue_window_hours"))
+    unknown_for = datetime.timedelta(days=policy.threshold("stopped_med_unknown_date_recent_days"))
+    states = {id(u): washout_state(u, snapshot.now, window, unknown_for) for u in uses}
+    inside = [_line(u, snapshot.now, window, "24-hour window") for u in uses if states[id(u)] == "inside"]
+    unknown = [describe_use(u, snapshot.now) for u in uses if states[id(u)] == "unknown"]
+    if inside:
+        return [Finding(
+            "critical", f"{drug} within 24 hours: do not start milnacipran. Cancel this order.",
+            f"Do not start milnacipran in a patient being treated with {drug.lower()}; start it 24 h after the last "
+            f"dose.\n\n{bullet_list(inside)}\n\n{NOT_READ}", SECTION, cancel_orders(orders), rule_id=rule_id)]
+    if unknown:
+        return [Finding("warning", f"{drug} stopped, last dose not recorded: confirm it was more than 24 hours ago.",
+                        f"{bullet_list(unknown)}\n\n{NOT_READ}", SECTION, rule_id=f"{rule_id}u")]
     return []
 
 
 def linezolid_or_intravenous_methylene_blue(orders, snapshot, policy):
-    """M2/M3: linezolid, or methylene blue by IV, active or ended less than 24 h ago (critical)."""
-    window = datetime.timedelta(hours=policy.threshold("linezolid_methylene_blue_window_hours"))
-    findings = []
-    linezolid = [u for u in snapshot.medications_in("linezolid") if _within_window(u, snapshot.now, window)]
-    if linezolid:
-        findings.append(Finding(
-            "critical", "Linezolid within 24 hours: do not start milnacipran. Cancel this order.",
-            "Do not start milnacipran in a patient being treated with linezolid. Restart or start milnacipran 24 h "
-            f"after the last linezolid dose.\n\n{bullet_list([describe_use(u, snapshot.now) for u in linezolid])}",
-            SECTION, (cancel_orders(orders),), rule_id="M2"))
-    blue = [u for u in snapshot.medications_in("methylene_blue") if _within_window(u, snapshot.now, window)]
-    intravenous = [u for u in blue if u.route in INTRAVENOUS_ROUTES]
-    if intravenous:
-        findings.append(Finding(
-            "critical", "IV methylene blue within 24 hours: do not start milnacipran. Cancel this order.",
-            "Serotonin syndrome was reported with IV methylene blue (1–8 mg/kg) and serotonergic drugs. Start "
-            f"milnacipran 24 h after the last dose.\n\n{bullet_list([describe_use(u, snapshot.now) for u in intravenous])}",
-            SECTION, (cancel_orders(orders),), rule_id="M3"))
-    elif blue:
+    """M2/M3: linezolid, or methylene blue by IV, active or last dose less than 24 h ago (critical)."""
+    blue = snapshot.medications_in("methylene_blue")
+    findings = _within_24_hours("Linezolid", snapshot.medications_in("linezolid"), orders, snapshot, policy, "M2")
+    findings += _within_24_hours("IV methylene blue", [u for u in blue if is_intravenous(u)], orders, snapshot,
+                                 policy, "M3")
+    other_routes = [u for u in blue if not is_intravenous(u) and u.is_current]
+    if other_routes:
         findings.append(Finding(
             "info", "Methylene blue (not IV) on record: serotonin syndrome reports involve IV use; monitor.",
-            bullet_list([describe_use(u, snapshot.now) for u in blue]), SECTION, rule_id="M3o"))
+            bullet_list([describe_use(u, snapshot.now) for u in other_routes]), SECTION, rule_id="M3o"))
     return findings
 
 
 def other_maoi(orders, snapshot, policy):
     """M4: rasagiline, safinamide, procarbazine, moclobemide or oral selegiline, active (warning)."""
     uses = [u for u in snapshot.medications_in("maoi_other", "maoi_psychiatric") if u.is_current
-            and (u.group == "maoi_other" or (u.ingredient.name == "selegiline" and u.route != "transdermal"))]
+            and (u.group == "maoi_other" or (u.ingredient.name == "selegiline" and not is_psychiatric_selegiline(u)))]
     if not uses:
         return []
     return [Finding("warning", "Another MAO inhibitor is active: serotonin syndrome risk. Avoid or monitor closely.",

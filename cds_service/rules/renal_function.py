@@ -37,7 +37,7 @@ def end_stage_renal_disease(orders, snapshot, policy):
     if snapshot.renal.crcl is not None:
         detail += "\n\n" + _estimate_text(snapshot.renal)
     return [Finding("critical", "End-stage renal disease: milnacipran is not recommended. Cancel this order.",
-                    detail, SECTION, (cancel_orders(orders),), rule_id="R5")]
+                    detail, SECTION, cancel_orders(orders), rule_id="R5")]
 
 
 def renal_dose_ceiling(orders, snapshot, policy):

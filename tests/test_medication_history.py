@@ -1,0 +1,86 @@
+"""Medication history: status, stop instant (kb §0.5 Decision 4), routes; and what the MAOI rules make of it."""
+
+import datetime
+
+import pytest
+from builders import MATCHER
+from builders import NOW
+from builders import POLICY
+from builders import orders
+from builders import snapshot
+
+from cds_service.medication_history import read_medications
+from cds_service.medication_history import stop_instant
+from cds_service.rules import maoi_washout
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+UTC = datetime.timezone.utc
+
+
+def request(status="stopped", medication=None, **fields):
+    return {"resourceType": "MedicationRequest", "id": "m", "status": status, "intent": "order",
+            "subject": {"reference": "Patient/p1"},
+            "medicationCodeableConcept": medication or {"coding": [{"system": RXNORM, "code": "8123"}]}, **fields}
+
+
+def bounded(*periods, **repeat):
+    return [{"timing": {"repeat": {"boundsPeriod": period, **repeat}}} for period in periods]
+
+
+@pytest.mark.parametrize("resource, expected", [
+    # a tapered order: the LATEST end of its dosage lines counts
+    (request(dosageInstruction=bounded({"start": "2026-10-01", "end": "2026-11-01"},
+                                       {"start": "2026-11-02", "end": "2026-11-15T10:00:00Z"})),
+     datetime.datetime(2026, 11, 15, 10, tzinfo=UTC)),
+    (request(effectivePeriod={"end": "2026-11-10T08:00:00Z"}), datetime.datetime(2026, 11, 10, 8, tzinfo=UTC)),
+    # a course: start + boundsDuration
+    (request(authoredOn="2026-11-10", dosageInstruction=[{"timing": {"repeat": {
+        "boundsDuration": {"value": 10, "code": "d"}, "frequency": 2, "period": 1, "periodUnit": "d"}}}]),
+     datetime.datetime(2026, 11, 20, tzinfo=UTC)),
+    # a single dose: count 1, the start
+    (request(authoredOn="2026-11-19T17:25:00Z", dosageInstruction=[{"timing": {"repeat": {"count": 1}}}]),
+     datetime.datetime(2026, 11, 19, 17, 25, tzinfo=UTC)),
+    # a statement known only by the day it was taken: the end of that day (anywhere)
+    ({"resourceType": "MedicationStatement", "id": "s", "status": "completed", "effectiveDateTime": "2026-11-15",
+      "medicationCodeableConcept": {"text": "phenelzine"}}, datetime.datetime(2026, 11, 16, 12, tzinfo=UTC)),
+    (request(), None),
+])
+def test_stop_instant(resource, expected):
+    assert stop_instant(resource) == expected
+
+
+def maoi_cards(*resources):
+    uses = read_medications(resources, [], MATCHER, {})
+    findings = []
+    for rule in maoi_washout.RULES:
+        findings += rule(orders(), snapshot(medications=uses), POLICY)
+    return [(f.rule_id, f.indicator) for f in findings]
+
+
+@pytest.mark.parametrize("resources, expected", [
+    # the reference's own example (Decision 6): a completed order, IV methylene blue dose yesterday
+    ((request("completed", {"coding": [{"system": RXNORM, "code": "6878"}]}, authoredOn="2026-11-19T17:25:00Z",
+              dosageInstruction=[{"route": {"text": "Intravenous"}, "timing": {"repeat": {"count": 1}}}]),),
+     [("M3", "critical")]),
+    ((request("completed", {"coding": [{"system": RXNORM, "code": "190376"}]}, authoredOn="2026-11-10",
+              dosageInstruction=[{"timing": {"repeat": {"boundsDuration": {"value": 10, "code": "d"}}}}]),),
+     [("M2", "critical")]),
+    ((request("completed", {"coding": [{"system": RXNORM, "code": "190376"}]}, authoredOn="2026-11-12"),),
+     [("M2u", "warning")]),                                           # no end at all: confirm the last dose
+    ((request("completed", {"coding": [{"system": RXNORM, "code": "190376"}]}, authoredOn="2026-09-01"),), []),
+    (({"resourceType": "MedicationStatement", "id": "s", "status": "completed", "effectiveDateTime": "2026-11-15",
+       "medicationCodeableConcept": {"text": "phenelzine 15 mg"}},), [("M1", "critical")]),
+    ((request(dosageInstruction=bounded({"end": "2026-11-01"}, {"end": "2026-11-15"})),), [("M1", "critical")]),
+    ((request("active", {"text": "NARDIL 15 MG TAB", "coding": [{"system": "urn:oid:1.2.3", "code": "9"}]}),),
+     [("M1", "critical")]),                                            # brand name, local code
+    ((request("active", {"coding": [{"system": RXNORM + "/", "code": "8123"}]}),), [("M1", "critical")]),
+    ((request("active", {"text": "Emsam 6 mg/24 hr patch"}, dosageInstruction=[{"route": {"text": "Topical"}}]),),
+     [("M1", "critical")]),                                            # the brand's transdermal route wins
+    ((request("active", {"text": "Uribel capsule"}),), [("M3o", "info")]),   # oral methylene blue combination
+])
+def test_maoi_rules_on_chart_resources(resources, expected):
+    assert maoi_cards(*resources) == expected
+
+
+def test_now_is_the_fixture_time():
+    assert NOW == datetime.datetime(2026, 11, 20, 15, tzinfo=UTC)

@@ -33,10 +33,14 @@ class Envelope:
                 if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)]
 
 
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 def parse_json_object(body: bytes) -> dict:
     """Decode a JSON object body, or raise ``BadRequest`` saying what is wrong."""
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_not_json)
     except (UnicodeDecodeError, ValueError) as error:
         raise BadRequest(f"Request body is not valid JSON: {error}") from None
     except RecursionError:

@@ -5,6 +5,7 @@ string). Every module that reads chart or draft JSON goes through these four fun
 malformed field costs that field only, not the whole check.
 """
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,8 @@ def text(resource: Any, key: str) -> str | None:
 
 
 def number(resource: Any, key: str) -> float | None:
-    """The number at ``key`` (booleans are not numbers), or None."""
+    """The finite number at ``key`` (booleans are not numbers), or None."""
     value = resource.get(key) if isinstance(resource, Mapping) else None
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    return float(value)

@@ -1,9 +1,11 @@
 """Labs and vital signs from the chart's Observations, in the rules' units.
 
 Only Observations whose LOINC code the knowledge lists are read. Creatinine becomes mg/dL
-(from umol/L or mmol/L), weight kg (from lb or g), height cm (from in, m or mm); a value in a
-unit the service does not know is left out rather than guessed. Blood pressure comes from the
-panel's components or from separate systolic and diastolic results taken at the same moment.
+(from umol/L or mmol/L), weight kg (from lb or g), height cm (from in, m or mm), eGFR and
+creatinine clearance mL/min (from mL/s); a value in a unit the service does not know, or not
+above zero, is kept aside as unreadable (``unreadable_<kind>``) rather than guessed, so that a
+rule can say the newest result could not be used. Blood pressure comes from the panel's
+components or from separate systolic and diastolic results taken at the same moment.
 """
 
 import dataclasses
@@ -21,8 +23,9 @@ from cds_service.knowledge import Knowledge
 
 LOINC = "http://loinc.org"
 USABLE_STATUSES = {"final", "amended", "corrected", "preliminary", "registered", None}
-RULE_UNITS = {"creatinine": "mg/dL", "weight": "kg", "height": "cm"}
-UNIT_FAMILY = {"creatinine_mass": "creatinine", "creatinine_molar": "creatinine", "weight": "weight", "height": "height"}
+RULE_UNITS = {"creatinine": "mg/dL", "weight": "kg", "height": "cm", "egfr": "mL/min/1.73m2", "crcl_measured": "mL/min"}
+UNIT_FAMILY = {"creatinine_mass": "creatinine", "creatinine_molar": "creatinine", "weight": "weight", "height": "height",
+               "egfr": "egfr", "crcl_measured": "crcl_measured"}
 BLOOD_PRESSURE_KINDS = ("bp_panel", "systolic_bp", "diastolic_bp")
 
 
@@ -51,14 +54,25 @@ class CodedResult:
 
 
 def unit_factors(thresholds: Mapping[str, float]) -> dict[str, dict[str, float]]:
-    """Unit (UCUM code or common text, lower case) -> factor into the rules' unit, per family."""
+    """Unit (as ``unit_key`` spells it) -> factor into the rules' unit, per family."""
     umol = 1 / thresholds["creatinine_umol_per_mg_dl"]
     pound, inch = thresholds["lb_to_kg"], thresholds["cm_per_inch"]
-    return {
-        "creatinine": {"mg/dl": 1.0, "umol/l": umol, "µmol/l": umol, "micromol/l": umol, "mmol/l": 1000 * umol},
+    factors = {
+        "creatinine": {"mg/dL": 1.0, "mg/100 mL": 1.0, "umol/L": umol, "micromol/L": umol, "mmol/L": 1000 * umol},
         "weight": {"kg": 1.0, "g": 0.001, "[lb_av]": pound, "lb": pound, "lbs": pound},
         "height": {"cm": 1.0, "m": 100.0, "mm": 0.1, "[in_i]": inch, "in": inch, "inch": inch, "inches": inch},
+        "egfr": {"mL/min/{1.73_m2}": 1.0, "mL/min": 1.0, "mL/s/{1.73_m2}": 60.0},
+        "crcl_measured": {"mL/min": 1.0, "mL/s": 60.0},
     }
+    return {family: {unit_key(unit): factor for unit, factor in units.items()} for family, units in factors.items()}
+
+
+def unit_key(unit: str) -> str:
+    """A unit as written by labs, folded: 'µmol/L', 'μmol/L' -> 'umol/l'; 'mL/min/{1.73_m2}' -> 'ml/min/1.73m2'."""
+    folded = unit.strip().lower().replace("µ", "u").replace("μ", "u").replace("²", "2")
+    for noise in (" ", "{", "}", "_", "^"):
+        folded = folded.replace(noise, "")
+    return folded
 
 
 def codings(concept: Any) -> list[tuple[str | None, str]]:
@@ -81,19 +95,19 @@ def _time(observation: Mapping) -> datetime.datetime | None:
             or parse_time(observation.get("issued")))
 
 
-def _measurement(observation: Mapping, family: str | None, factors: Mapping, code: str) -> Measurement | None:
+def _measurement(observation: Mapping, family: str | None, factors: Mapping, code: str) -> tuple[Measurement, bool] | None:
+    """(measurement, readable) in the rules' unit, or None when there is no numeric value at all."""
     quantity = child(observation, "valueQuantity")
     value = number(quantity, "value")
     unit = (text(quantity, "code") or text(quantity, "unit") or "").strip()
     if value is None:
         return None
-    if family is not None:
-        factor = factors[family].get(unit.lower())
-        if factor is None:
-            return None
-        value, unit = value * factor, RULE_UNITS[family]
     highs = [number(child(reference_range, "high"), "value") for reference_range in items(observation, "referenceRange")]
-    return Measurement(value, unit, _time(observation), next((h for h in highs if h is not None), None), code)
+    high = next((h for h in highs if h is not None), None)
+    factor = factors[family].get(unit_key(unit)) if family else 1.0
+    if factor is None or value <= 0:
+        return Measurement(value, unit, _time(observation), high, code), False
+    return Measurement(value * factor, RULE_UNITS.get(family, unit), _time(observation), high, code), True
 
 
 def _component(observation: Mapping, kind: str, knowledge: Knowledge) -> float | None:
@@ -152,7 +166,11 @@ def read_observations(observations: Iterable[Mapping], knowledge: Knowledge,
             reading = CodedResult(_result_text(observation), _time(observation))
         else:
             family = UNIT_FAMILY.get(kind)
-            reading, kind = _measurement(observation, family, factors, code), family or kind
+            measured = _measurement(observation, family, factors, code)
+            if measured is None:
+                continue
+            reading, readable = measured
+            kind = (family or kind) if readable else f"unreadable_{family or kind}"
         if reading is not None:
             found.setdefault(kind, []).append(reading)
     return found

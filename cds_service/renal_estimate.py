@@ -97,8 +97,34 @@ def _from_egfr(egfr, weight, height, t) -> tuple[float, str]:
     return egfr.value, f"eGFR {egfr.value:g} mL/min/1.73 m² ({show_date(egfr.when)}), not de-indexed (no height/weight)"
 
 
+def _newest_lab_egfr(egfr, now, t, preference):
+    """The newest eGFR within the usable window; the preferred equation (kb §2.3) breaks ties of the same day."""
+    usable = [e for e in egfr if e.when and (now - e.when).days <= t["scr_usable_days"]]
+    return max(usable, key=lambda e: (e.when.date(), -preference.get(e.code, 99)), default=None)
+
+
+def _cockcroft_gault_estimate(age, sex, scr, creatinine, weight, height, t):
+    """C-G with the BMI weight basis; both sexes when sex is unknown; the worst SCr when unstable."""
+    unstable, worst = _is_unstable([c for c in creatinine if c.when and c.when <= scr.when], t)
+    used_scr = worst if unstable else scr
+    results = []
+    for female in ([sex == "female"] if sex else [False, True]):
+        weight_used, basis = dosing_weight(weight.value, height.value if height else None, female, t)
+        results.append((cockcroft_gault(age, weight_used, used_scr.value, female, t), female, basis))
+    crcl, female, basis = min(results)
+    inputs = [f"SCr {used_scr.value:.2f} mg/dL ({show_date(used_scr.when)})", basis, f"age {age}",
+              "female" if female else "male"]
+    notes = []
+    if sex is None:
+        notes.append("sex unknown: computed for both sexes, the lower CrCl is used")
+    if unstable:
+        notes.append(f"renal function unstable (creatinine changed ≥ {t['scr_unstable_delta_mg_dl']:g} mg/dL within "
+                     f"{t['scr_unstable_window_hours']:g} h): the highest value is used; reassess before maintenance dosing")
+    return crcl, used_scr, inputs, notes, unstable
+
+
 def estimate_renal_function(*, age, sex, now, thresholds, egfr_preference, creatinine, weights, heights, egfr,
-                            measured_crcl) -> RenalEstimate:
+                            measured_crcl, unreadable_creatinine=()) -> RenalEstimate:
     """The estimate the renal rules band; see the module docstring for the order of preference."""
     t = thresholds
     if age is not None and age < t["adult_age"]:
@@ -109,41 +135,31 @@ def estimate_renal_function(*, age, sex, now, thresholds, egfr_preference, creat
                              (f"measured CrCl {measured.value:g} mL/min ({show_date(measured.when)})",), (), (),
                              measured.when)
     scr = _within(creatinine, now, t["scr_usable_days"])
+    unreadable = _within(unreadable_creatinine, now, t["scr_usable_days"])
+    if unreadable is not None and (scr is None or unreadable.when > scr.when):
+        scr = None  # never fall back silently to an older result than the newest one
     weight = _within(weights, now, t["weight_usable_days"])
     height = _within(heights, now, t["height_usable_days"])
-    usable_egfr = sorted((e for e in egfr if e.when and (now - e.when).days <= t["scr_usable_days"]),
-                         key=lambda e: (egfr_preference.get(e.code, 99), -(e.when.timestamp())))
-    lab_egfr = usable_egfr[0] if usable_egfr else None
+    lab_egfr = _newest_lab_egfr(egfr, now, t, egfr_preference)
     egfr_value = _from_egfr(lab_egfr, weight, height, t) if lab_egfr else None
     if scr is None or weight is None or age is None:
-        missing = tuple(name for name, value in (("serum creatinine within 365 days", scr),
-                                                 ("weight within 365 days", weight), ("age", age)) if value is None)
+        missing = [name for name, value in (("serum creatinine within 365 days", scr),
+                                            ("weight within 365 days", weight), ("age", age)) if value is None]
+        if scr is None and unreadable is not None:
+            missing[0] = (f"serum creatinine: the newest result ({show_date(unreadable.when)}) is "
+                          f"{unreadable.value:g} '{unreadable.unit}', which the service cannot read")
         if egfr_value is None:
-            return RenalEstimate(None, "not estimated", (), (), missing)
+            return RenalEstimate(None, "not estimated", (), (), tuple(missing))
         stale = (now - lab_egfr.when).days > t["scr_current_days"]
         return RenalEstimate(egfr_value[0], "estimated from the lab eGFR", (egfr_value[1],),
                              (f"no Cockcroft-Gault: missing {', '.join(missing)}",), (), lab_egfr.when, stale)
 
-    unstable, worst = _is_unstable([c for c in creatinine if c.when and c.when <= scr.when], t)
-    used_scr = worst if unstable else scr
-    sexes = [sex == "female"] if sex else [False, True]
-    results = []
-    for female in sexes:
-        weight_used, basis = dosing_weight(weight.value, height.value if height else None, female, t)
-        results.append((cockcroft_gault(age, weight_used, used_scr.value, female, t), female, basis))
-    crcl, female, basis = min(results)
-    inputs = [f"SCr {used_scr.value:.2f} mg/dL ({show_date(used_scr.when)})", basis,
-              f"age {age}", "female" if female else "male"]
-    notes = []
-    if sex is None:
-        notes.append("sex unknown: computed for both sexes, the lower CrCl is used")
-    if unstable:
-        notes.append(f"renal function unstable (creatinine changed ≥ {t['scr_unstable_delta_mg_dl']:g} mg/dL within "
-                     f"{t['scr_unstable_window_hours']:g} h): the highest value is used; reassess before maintenance dosing")
+    crcl, used_scr, inputs, notes, unstable = _cockcroft_gault_estimate(age, sex, scr, creatinine, weight, height, t)
     method = "Cockcroft-Gault"
     if egfr_value is not None:
         inputs.append(egfr_value[1])
-        if _band_rank(egfr_value[0], t) < _band_rank(crcl, t):
+        same_draw = abs((lab_egfr.when - used_scr.when).total_seconds()) <= t["egfr_same_draw_hours"] * 3600
+        if same_draw and _band_rank(egfr_value[0], t) < _band_rank(crcl, t):
             notes.append(f"eGFR-based {egfr_value[0]:.0f} mL/min falls in a lower band than C-G {crcl:.0f} mL/min: "
                          "the lower is used")
             crcl, method = egfr_value[0], "estimated from the lab eGFR (lower than Cockcroft-Gault)"

@@ -7,6 +7,7 @@ vitals in the rules' units), ``renal_estimate`` (CrCl and its inputs), ``medicat
 
 import dataclasses
 import datetime
+import logging
 from collections.abc import Mapping
 
 from cds_service.chart import Chart
@@ -29,6 +30,7 @@ from cds_service.renal_estimate import RenalEstimate
 from cds_service.renal_estimate import estimate_renal_function
 
 LAB_KINDS = ("sodium", "alt", "ast", "bilirubin_total")
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +69,23 @@ def _sex(patient: Mapping | None) -> str | None:
     return gender if gender in ("male", "female") else None
 
 
+def _renal_estimate(age, sex, now, thresholds, knowledge, readings) -> RenalEstimate:
+    """The renal estimate; if it fails, the renal checks say so and every other check still runs."""
+    try:
+        return estimate_renal_function(
+            age=age, sex=sex, now=now, thresholds=thresholds, egfr_preference=knowledge.egfr_preference,
+            creatinine=newest_first(readings.get("creatinine", [])),
+            weights=newest_first(readings.get("weight", [])),
+            heights=newest_first(readings.get("height", [])),
+            egfr=newest_first(readings.get("egfr", [])),
+            measured_crcl=newest_first(readings.get("crcl_measured", [])),
+            unreadable_creatinine=newest_first(readings.get("unreadable_creatinine", [])),
+        )
+    except Exception:
+        log.exception("renal estimate failed")
+        return RenalEstimate(None, "not estimated", (), (), ("a renal estimate: the calculation failed (logged)",))
+
+
 def build_snapshot(chart: Chart, orders: tuple[MilnacipranOrder, ...], draft_resources: list[Mapping],
                    matcher: MedicationMatcher, now: datetime.datetime, thresholds: Mapping[str, float]) -> Snapshot:
     """The snapshot for these orders; ``draft_resources`` are ``envelope.draft_entries()``.
@@ -83,20 +102,13 @@ def build_snapshot(chart: Chart, orders: tuple[MilnacipranOrder, ...], draft_res
         now=now,
         age=age,
         sex=sex,
-        renal=estimate_renal_function(
-            age=age, sex=sex, now=now, thresholds=thresholds, egfr_preference=knowledge.egfr_preference,
-            creatinine=newest_first(readings.get("creatinine", [])),
-            weights=newest_first(readings.get("weight", [])),
-            heights=newest_first(readings.get("height", [])),
-            egfr=newest_first(readings.get("egfr", [])),
-            measured_crcl=newest_first(readings.get("crcl_measured", [])),
-        ),
+        renal=_renal_estimate(age, sex, now, thresholds, knowledge, readings),
         blood_pressures=merge_blood_pressures(readings.get("blood_pressure", [])),
         heart_rates=tuple(newest_first(readings.get("heart_rate", []))),
         labs={kind: tuple(newest_first(readings.get(kind, []))) for kind in LAB_KINDS},
         hcg_results=tuple(newest_first(readings.get("hcg_qualitative", []))),
         medications=read_medications(chart.of_type("MedicationRequest") + chart.of_type("MedicationStatement"),
                                      other_drafts, matcher, chart.medications),
-        conditions=read_conditions(chart.of_type("Condition") + chart.of_type("Procedure"), knowledge),
+        conditions=read_conditions(chart.of_type("Condition") + chart.of_type("Procedure"), knowledge, now, thresholds),
         unavailable=chart.unavailable,
     )

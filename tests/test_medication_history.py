@@ -84,3 +84,22 @@ def test_maoi_rules_on_chart_resources(resources, expected):
 
 def test_now_is_the_fixture_time():
     assert NOW == datetime.datetime(2026, 11, 20, 15, tzinfo=UTC)
+
+
+def procedure(status="completed", **fields):
+    return {"resourceType": "Procedure", "id": "d", "status": status,
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "302497006"}]}, **fields}
+
+
+@pytest.mark.parametrize("resource, counts", [
+    (procedure(performedDateTime="2026-11-18"), True),
+    (procedure("in-progress"), True),
+    (procedure(performedPeriod={"start": "2026-11-01T08:00:00Z", "end": "2026-11-01T12:00:00Z"}), True),
+    (procedure(performedDateTime="2015-03-02"), False),          # one session years ago is not active dialysis
+    (procedure("entered-in-error", performedDateTime="2026-11-18"), False),
+])
+def test_dialysis_procedures_count_when_recent(resource, counts):
+    from cds_service.problem_list import read_conditions
+    found = read_conditions([resource], MATCHER.knowledge, NOW, POLICY.thresholds)
+    assert [c.category for c in found] == (["dialysis"] if counts else [])
+    assert all(str(c).endswith("on the record") for c in found)

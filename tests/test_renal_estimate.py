@@ -71,7 +71,47 @@ def test_units_are_normalised_umol_per_l_lb_and_inches():
 
 def test_an_unknown_unit_is_left_out_not_guessed():
     result = estimate(observation(SCR, 1.2, "g/L", 3), observation(WEIGHT, 90, "kg", 3))
-    assert result.crcl is None and "serum creatinine within 365 days" in result.missing
+    assert result.crcl is None and "'g/L', which the service cannot read" in result.missing[0]
+
+
+def test_an_unreadable_newest_creatinine_never_falls_back_to_an_older_one():
+    result = estimate(observation(SCR, 0.9, "mg/dL", 203), observation(SCR, 450, "mmol/mol", 2),
+                      observation(WEIGHT, 70, "kg", 3))
+    assert result.crcl is None and "newest result" in result.missing[0]
+
+
+@pytest.mark.parametrize("unit, value", [("μmol/L", 106.08), ("µmol/L", 106.08), ("umol/L", 106.08),
+                                         ("mg/100 mL", 1.2), ("MG/DL", 1.2)])
+def test_creatinine_unit_spellings(unit, value):
+    result = estimate(observation(SCR_MOLAR if "mol" in unit else SCR, value, unit, 3), observation(WEIGHT, 70, "kg", 3))
+    assert "SCr 1.20 mg/dL" in result.inputs[0]
+
+
+@pytest.mark.parametrize("value", [0, -1.0])
+def test_zero_or_negative_values_are_unreadable_not_a_crash(value):
+    result = estimate(observation(SCR, 1.0, "mg/dL", 3), observation(WEIGHT, 70, "kg", 3),
+                      observation(HEIGHT, value, "cm", 3))
+    assert result.crcl == pytest.approx(cockcroft_gault(60, 70, 1.0, False, T))  # height ignored
+    assert estimate(observation(SCR, value, "mg/dL", 3), observation(WEIGHT, 70, "kg", 3)).crcl is None
+
+
+def test_egfr_and_crcl_units_are_converted_or_refused():
+    per_second = estimate(observation("2164-2", 0.75, "mL/s", 3))
+    assert per_second.crcl == pytest.approx(45)
+    assert estimate(observation(EGFR_2021, 0.4, "mL/s/{1.73_m2}", 3), observation(WEIGHT, 70, "kg", 3),
+                    observation(HEIGHT, 175, "cm", 3)).crcl == pytest.approx(24 * (175 * 70 / 3600) ** 0.5 / 1.73)
+    assert estimate(observation(EGFR_2021, 40, "furlongs", 3)).crcl is None
+
+
+def test_the_newest_egfr_wins_over_a_preferred_equation_from_months_ago():
+    result = estimate(observation(EGFR_2021, 80, "mL/min/{1.73_m2}", 300), observation("62238-1", 20, "mL/min/{1.73_m2}", 1))
+    assert result.crcl == 20
+
+
+def test_an_old_egfr_is_not_compared_with_todays_cockcroft_gault():
+    result = estimate(observation(SCR, 0.9, "mg/dL", 1), observation(WEIGHT, 70, "kg", 3),
+                      observation(EGFR_2021, 25, "mL/min/{1.73_m2}", 300))
+    assert result.method == "Cockcroft-Gault" and result.crcl > 50
 
 
 def test_sex_unknown_uses_the_lower_female_value_and_says_so():

@@ -402,7 +402,7 @@ def test_hepatic(conditions, labs, expected):
     ("female", (), (CodedResult("positive", days_ago(30)),), [("P1", "warning")]),
     ("female", (), (CodedResult("negative", days_ago(30)),), []),
     ("female", (), (CodedResult("positive", days_ago(300)),), []),
-    ("male", ("pregnancy",), (), []),
+    ("male", ("pregnancy",), (), [("P1", "warning")]),  # administrative gender does not rule it out
 ])
 def test_pregnancy_lactation(sex, conditions, hcg, expected):
     findings = pregnancy_lactation.pregnancy_lactation(

@@ -18,7 +18,7 @@ def bleeding_risk(orders, snapshot, policy):
               if u.is_current and not (u.routes and u.routes <= NON_SYSTEMIC_ROUTES)]
     if not (anticoagulants or antiplatelets or nsaids):
         return []
-    factors = [f"{c.display} on the problem list" for c in snapshot.conditions_in("bleeding_disorder")]
+    factors = [str(c) for c in snapshot.conditions_in("bleeding_disorder")]
     if snapshot.age is not None and snapshot.age >= policy.threshold("elderly_age"):
         factors.append(f"age {snapshot.age}")
     lines = [describe_use(u, snapshot.now) for u in anticoagulants + antiplatelets + nsaids]

@@ -40,7 +40,7 @@ def blood_pressure_history(orders, snapshot, policy):
     hypertension = snapshot.conditions_in("hypertension")
     systolic = _mean(r.systolic for r in pressures)
     diastolic = _mean(r.diastolic for r in pressures)
-    lines = [_bp_text(r) for r in pressures] + [f"{c.display} on the problem list" for c in crisis + hypertension]
+    lines = [_bp_text(r) for r in pressures] + [str(c) for c in crisis + hypertension]
     if systolic is not None or diastolic is not None:
         lines.insert(0, f"Mean of the last {len(pressures)}: {systolic or 0:.0f}/{diastolic or 0:.0f} mmHg")
     detail = bullet_list(lines)

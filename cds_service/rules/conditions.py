@@ -30,7 +30,7 @@ def precaution(rule_id, category, indicator, summary, section):
         found = snapshot.conditions_in(category)
         if not found:
             return []
-        return [Finding(indicator, summary, bullet_list([f"{c.display} on the problem list" for c in found]),
+        return [Finding(indicator, summary, bullet_list([str(c) for c in found]),
                         section, rule_id=rule_id)]
     check.__name__ = category
     check.__doc__ = f"{rule_id}: a {category} condition ({indicator})."

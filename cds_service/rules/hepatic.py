@@ -16,10 +16,10 @@ def liver_disease(orders, snapshot, policy):
     if chronic:
         findings.append(Finding("warning", "Chronic liver disease: milnacipran should ordinarily not be prescribed.",
                                 "Milnacipran may aggravate existing liver disease.\n\n"
-                                + bullet_list([f"{c.display} on the problem list" for c in chronic]), SECTION, rule_id="H1"))
+                                + bullet_list([str(c) for c in chronic]), SECTION, rule_id="H1"))
     if failure:
         findings.append(Finding("info", "Hepatic failure on the problem list: use milnacipran with caution in severe impairment.",
-                                bullet_list([f"{c.display} on the problem list" for c in failure]), SECTION, rule_id="H2"))
+                                bullet_list([str(c) for c in failure]), SECTION, rule_id="H2"))
     return findings
 
 

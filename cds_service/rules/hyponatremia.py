@@ -13,7 +13,7 @@ def hyponatremia(orders, snapshot, policy):
     low = [r for r in snapshot.labs.get("sodium", ()) if r.when and snapshot.days_since(r.when) <= days
            and r.value < policy.threshold("sodium_low_below")][:1]
     lines = [f"Sodium {r.value:g} {r.unit} ({show_date(r.when)})" for r in low]
-    lines += [f"{c.display} on the problem list" for c in snapshot.conditions_in("hyponatremia")]
+    lines += [str(c) for c in snapshot.conditions_in("hyponatremia")]
     if not lines:
         return []
     return [Finding("info", "Low sodium: hyponatremia (SIADH) can occur with milnacipran, mostly in the elderly. Monitor.",

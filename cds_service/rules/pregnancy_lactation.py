@@ -15,12 +15,13 @@ def _is_positive(text: str) -> bool:
 
 
 def pregnancy_lactation(orders, snapshot, policy):
-    """P1 pregnancy condition or positive hCG within 273 days (warning); P2 breastfeeding (info)."""
-    if snapshot.sex == "male":
-        return []
+    """P1 pregnancy condition or positive hCG within 273 days (warning); P2 breastfeeding (info).
+
+    Not limited by ``Patient.gender``: it is administrative, and the evidence is specific (kb §2.2).
+    """
     findings = []
     days = policy.threshold("hcg_positive_window_days")
-    evidence = [f"{c.display} on the problem list" for c in snapshot.conditions_in("pregnancy")]
+    evidence = [str(c) for c in snapshot.conditions_in("pregnancy")]
     evidence += [f"positive hCG ({show_date(r.when)})" for r in snapshot.hcg_results
                  if r.when and snapshot.days_since(r.when) <= days and _is_positive(r.text)]
     if evidence:
@@ -31,7 +32,7 @@ def pregnancy_lactation(orders, snapshot, policy):
     lactation = snapshot.conditions_in("lactation")
     if lactation:
         findings.append(Finding("info", "Breastfeeding: milnacipran may pass into milk; weigh benefit and risk.",
-                                bullet_list([f"{c.display} on the problem list" for c in lactation]),
+                                bullet_list([str(c) for c in lactation]),
                                 "Savella PI §8.2 Lactation", rule_id="P2"))
     return findings
 

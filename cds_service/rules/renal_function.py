@@ -26,7 +26,7 @@ def _ceiling_text(policy) -> str:
 
 def end_stage_renal_disease(orders, snapshot, policy):
     """R5: CrCl < 5, an ESRD/CKD-5 diagnosis, or dialysis — not recommended (critical)."""
-    evidence = [f"{c.display} on the problem list" for c in snapshot.conditions_in("esrd", "dialysis")]
+    evidence = [str(c) for c in snapshot.conditions_in("esrd", "dialysis")]
     band = snapshot.renal.band(policy.thresholds)
     if band == "esrd":
         evidence.insert(0, f"estimated CrCl {snapshot.renal.crcl:.0f} mL/min")
@@ -88,7 +88,7 @@ def missing_renal_data(orders, snapshot, policy):
         return []
     ckd = snapshot.conditions_in("ckd", "ckd_stage_4")
     elderly = snapshot.age is not None and snapshot.age >= policy.threshold("elderly_age")
-    reasons = [f"missing: {', '.join(renal.missing)}"] + [f"{c.display} on the problem list" for c in ckd]
+    reasons = [f"missing: {', '.join(renal.missing)}"] + [str(c) for c in ckd]
     if elderly:
         reasons.append(f"age {snapshot.age}")
     detail = (f"Label dosing depends on creatinine clearance, which could not be estimated.\n\n{bullet_list(reasons)}"

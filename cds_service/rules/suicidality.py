@@ -14,7 +14,7 @@ def suicidality(orders, snapshot, policy):
     if history:
         return [Finding("warning", "History of suicidal ideation or attempt: monitor closely for worsening and suicidality.",
                         "Antidepressants increase suicidal thinking and behaviour; prescribe the smallest practical "
-                        "quantity.\n\n" + bullet_list([f"{c.display} on the problem list" for c in history]),
+                        "quantity.\n\n" + bullet_list([str(c) for c in history]),
                         SECTION, rule_id="SU2")]
     if is_new_start(snapshot, policy):
         return [Finding("info", "New start: watch for clinical worsening and suicidality, especially early and at dose changes.",

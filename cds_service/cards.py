@@ -71,10 +71,12 @@ def _suggestion(suggestion: Suggestion) -> dict:
 
 
 def _unique_suggestions(findings: Sequence[Finding]) -> list[Suggestion]:
+    """Each distinct suggestion once: the same label on the same drafts is the same button."""
     seen = {}
     for finding in findings:
         for suggestion in finding.suggestions:
-            seen.setdefault(suggestion.label, suggestion)
+            targets = tuple((a.resource_id or (a.resource or {}).get("id")) for a in suggestion.actions)
+            seen.setdefault((suggestion.label, targets), suggestion)
     return list(seen.values())
 
 

@@ -38,6 +38,11 @@ class RenalEstimate:
         return "moderate" if self.crcl < thresholds["crcl_moderate_below"] else "normal"
 
 
+def show_crcl(value: float) -> str:
+    """A CrCl for a card: rounded down, so the number shown never sits in a higher band than the one used."""
+    return f"{math.floor(value)} mL/min"
+
+
 def cockcroft_gault(age: int, weight_kg: float, creatinine_mg_dl: float, female: bool, t: Mapping[str, float]) -> float:
     """CrCl (mL/min) = (140 - age) x weight / (72 x SCr), x 0.85 if female (kb §2.2)."""
     crcl = (t["cockcroft_gault_age_base"] - age) * weight_kg / (t["cockcroft_gault_denominator"] * creatinine_mg_dl)
@@ -93,7 +98,7 @@ def _from_egfr(egfr, weight, height, t) -> tuple[float, str]:
         bsa = _body_surface_area(weight.value, height.value)
         value = egfr.value * bsa / t["egfr_bsa_reference_m2"]
         return value, (f"eGFR {egfr.value:g} mL/min/1.73 m² ({show_date(egfr.when)}) de-indexed by BSA "
-                       f"{bsa:.2f} m² = {value:.0f} mL/min")
+                       f"{bsa:.2f} m² = {show_crcl(value)}")
     return egfr.value, f"eGFR {egfr.value:g} mL/min/1.73 m² ({show_date(egfr.when)}), not de-indexed (no height/weight)"
 
 
@@ -160,7 +165,7 @@ def estimate_renal_function(*, age, sex, now, thresholds, egfr_preference, creat
         inputs.append(egfr_value[1])
         same_draw = abs((lab_egfr.when - used_scr.when).total_seconds()) <= t["egfr_same_draw_hours"] * 3600
         if same_draw and _band_rank(egfr_value[0], t) < _band_rank(crcl, t):
-            notes.append(f"eGFR-based {egfr_value[0]:.0f} mL/min falls in a lower band than C-G {crcl:.0f} mL/min: "
+            notes.append(f"eGFR-based {show_crcl(egfr_value[0])} falls in a lower band than C-G {show_crcl(crcl)}: "
                          "the lower is used")
             crcl, method = egfr_value[0], "estimated from the lab eGFR (lower than Cockcroft-Gault)"
     stale = (now - used_scr.when).days > t["scr_current_days"]

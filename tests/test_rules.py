@@ -1,5 +1,7 @@
 """Each rule's thresholds at and around their boundaries, table-driven, calling the rules directly."""
 
+import dataclasses
+
 import pytest
 from builders import POLICY
 from builders import bp
@@ -422,3 +424,52 @@ def test_hyponatremia(sodium, days, expected):
 def test_data_availability(keys, expected):
     missing = tuple(Unavailable(key, "FHIR server timed out") for key in keys)
     assert fired(data_availability.unavailable_data(orders(), snapshot(unavailable=missing), POLICY)) == expected
+
+
+# --- what a suggestion does to the draft -------------------------------------------------------
+
+def test_a_dose_update_keeps_route_and_start_and_drops_the_old_quantity_and_narrative():
+    resource = draft_resource(100, 2)
+    resource["text"] = {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">100 mg BID</div>"}
+    resource["dosageInstruction"][0]["route"] = {"text": "Oral"}
+    resource["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {"start": "2026-11-21"}
+    resource["dispenseRequest"] = {"quantity": {"value": 60, "unit": "tablet"}, "numberOfRepeatsAllowed": 5,
+                                   "validityPeriod": {"start": "2026-11-20"}}
+    [finding] = renal_function.renal_dose_ceiling(orders(resource), snapshot(renal=renal(20)), POLICY)
+    updated = finding.suggestions[0].actions[0].resource
+    assert_valid_r4(updated)
+    [instruction] = updated["dosageInstruction"]
+    assert instruction["route"] == {"text": "Oral"}
+    assert instruction["timing"]["repeat"]["boundsPeriod"] == {"start": "2026-11-21"}
+    assert updated["dispenseRequest"] == {"validityPeriod": {"start": "2026-11-20"}}
+    assert "text" not in updated
+
+
+def test_the_titration_pack_update_dispenses_one_pack_without_refills():
+    [finding] = dose_titration.titration_on_new_start(orders(draft_resource(50, 2)), snapshot(), POLICY)
+    updated = finding.suggestions[0].actions[0].resource
+    assert updated["medicationCodeableConcept"]["coding"][0]["code"] == "833151"
+    assert updated["dispenseRequest"] == {"quantity": {"value": 1, "unit": "pack"}, "numberOfRepeatsAllowed": 0}
+    assert [i["sequence"] for i in updated["dosageInstruction"]] == [1, 2, 3, 4]
+    assert_valid_r4(updated)
+
+
+def test_no_titration_pack_in_severe_renal_impairment():
+    assert not dose_titration.titration_on_new_start(orders(draft_resource(50, 2)), snapshot(renal=renal(20)), POLICY)
+
+
+def test_a_titration_pack_order_is_not_replaced_by_a_flat_renal_dose():
+    pack = orders(draft_resource(steps=[(12.5, 1), (12.5, 2), (25, 2), (100, 2)], code="833151"))
+    [finding] = renal_function.renal_dose_ceiling(pack, snapshot(renal=renal(20)), POLICY)
+    assert finding.rule_id == "R4" and finding.suggestions == ()
+
+
+def test_two_drafts_each_get_their_own_dose_fix_on_one_card():
+    from cds_service.cards import render_cards
+    two = orders(draft_resource(100, 2, order_id="a"), draft_resource(100, 2, order_id="b"))
+    findings = [dataclasses.replace(f, topic="renal-function")
+                for f in renal_function.renal_dose_ceiling(two, snapshot(renal=renal(20)), POLICY)]
+    [card] = render_cards(findings, "v", POLICY.override_reasons)
+    targets = [s["actions"][0]["resource"]["id"] for s in card["suggestions"]]
+    assert sorted(targets) == ["a", "a", "b", "b"]
+    assert len({s["label"] for s in card["suggestions"]}) == 4

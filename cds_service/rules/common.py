@@ -4,6 +4,8 @@ import copy
 import datetime
 from collections.abc import Sequence
 
+from cds_service.fhir_read import child
+from cds_service.fhir_read import items
 from cds_service.fhir_time import show_date
 from cds_service.findings import Action
 from cds_service.findings import Suggestion
@@ -29,6 +31,12 @@ def _tablet_code(policy: Policy, strength_mg: float):
                  if code.tty == "SCD" and code.strength_mg == strength_mg and "tablet" in code.name.lower()), None)
 
 
+KEPT_DOSAGE_FIELDS = ("route", "method", "site", "additionalInstruction", "patientInstruction")
+# Quantity, supply and refills were for the old sig: they are dropped for the prescriber to re-enter,
+# not silently carried over to a new dose (a 30-tablet fill of a new BID sig is not 30 days).
+DROPPED_DISPENSE_FIELDS = ("quantity", "expectedSupplyDuration", "numberOfRepeatsAllowed", "initialFill")
+
+
 def dosage(mg: float, per_day: int, text: str) -> dict:
     return {
         "text": text,
@@ -37,29 +45,53 @@ def dosage(mg: float, per_day: int, text: str) -> dict:
     }
 
 
-def replaced_order(order: MilnacipranOrder, medication: dict, dosage_instructions: list[dict]) -> dict:
-    """A copy of the draft with a new medication and sig; same id, the original never mutated."""
+def replaced_order(order: MilnacipranOrder, medication: dict, dosage_instructions: list[dict],
+                   dispense: dict | None = None) -> dict:
+    """A copy of the draft with a new medication and sig; same id, the original never mutated.
+
+    The new sig keeps the old one's route, method, site and instructions and its start date;
+    the narrative ``text`` and the old quantity/supply/refills are dropped (``dispense`` adds new ones).
+    """
     draft = copy.deepcopy(dict(order.resource))
     draft.pop("medicationReference", None)
+    draft.pop("text", None)
+    old = next(iter(items(draft, "dosageInstruction")), {})
+    start = child(child(child(old, "timing"), "repeat"), "boundsPeriod").get("start")
+    for instruction in dosage_instructions:
+        instruction.update({key: old[key] for key in KEPT_DOSAGE_FIELDS if key in old})
+    if start and len(dosage_instructions) == 1:
+        dosage_instructions[0]["timing"]["repeat"]["boundsPeriod"] = {"start": start}
     draft["medicationCodeableConcept"] = medication
     draft["dosageInstruction"] = dosage_instructions
+    request = {k: v for k, v in child(draft, "dispenseRequest").items() if k not in DROPPED_DISPENSE_FIELDS}
+    request.update(dispense or {})
+    if request:
+        draft["dispenseRequest"] = request
+    else:
+        draft.pop("dispenseRequest", None)
     return draft
+
+
+def for_order(label: str, order: MilnacipranOrder, orders: Sequence[MilnacipranOrder]) -> str:
+    """A suggestion label that names the draft when the session has several."""
+    return label if len(orders) == 1 else f"{label}: {order.display} ({order.id})"
 
 
 def change_dose(order: MilnacipranOrder, policy: Policy, mg: float, per_day: int, label: str,
                 recommended: bool = False) -> Suggestion | None:
     """Update the draft (same id) to ``mg`` tablets ``per_day`` times a day.
 
-    None when the draft cannot be echoed back as valid R4 or no tablet has that strength.
+    None when the draft cannot be echoed back as valid R4, no tablet has that strength, or the
+    draft is a titration pack (its steps are not replaced by a flat dose; the card says why).
     """
     code = _tablet_code(policy, mg)
-    if code is None or not order.is_valid_r4:
+    if code is None or not order.is_valid_r4 or order.match.titration_pack:
         return None
     medication = {"coding": [{"system": RXNORM, "code": code.rxcui, "display": code.name}], "text": code.name}
     times = {1: "once", 2: "twice"}.get(per_day, f"{per_day} times")
     resource = replaced_order(order, medication, [dosage(mg, per_day, f"{mg:g} mg by mouth {times} a day")])
-    return Suggestion(label, (Action("update", f"Change {order.display} to {mg:g} mg {times} a day",
-                                     resource=resource),), recommended)
+    return Suggestion(label, (Action("update", f"Change {order.display} to {mg:g} mg {times} a day "
+                                     "(dispense quantity to re-enter)", resource=resource),), recommended)
 
 
 def order_observation(policy: Policy, kinds: Sequence[str], patient_id: str, label: str, why: str) -> Suggestion:

@@ -10,6 +10,7 @@ from cds_service.rules.common import RXNORM
 from cds_service.rules.common import UCUM
 from cds_service.rules.common import change_dose
 from cds_service.rules.common import dosage
+from cds_service.rules.common import for_order
 from cds_service.rules.common import is_new_start
 from cds_service.rules.common import replaced_order
 
@@ -26,8 +27,8 @@ def maximum_daily_dose(orders, snapshot, policy):
         daily = order.dosing.max_daily_mg if order.dosing else None
         if daily is None or daily <= policy.threshold("max_daily_mg"):
             continue
-        suggestion = None if severe else change_dose(order, policy, maximum, 2, f"Change to {maximum:g} mg twice a day",
-                                                     recommended=True)
+        suggestion = None if severe else change_dose(
+            order, policy, maximum, 2, for_order(f"Change to {maximum:g} mg twice a day", order, orders), recommended=True)
         findings.append(Finding(
             "warning", f"{daily:g} mg/day exceeds the {policy.threshold('max_daily_mg'):g} mg/day maximum; doses above it "
             "were not studied.", f"Ordered: {order.dosing.describe()}." + (
@@ -47,9 +48,11 @@ def divided_doses(orders, snapshot, policy):
         if not (once_daily or step.mg_per_dose > policy.threshold("max_single_dose_mg")):
             continue
         half = step.mg_per_day / 2
-        suggestion = change_dose(order, policy, half, 2, f"Change to {half:g} mg twice a day") \
+        suggestion = change_dose(order, policy, half, 2, for_order(f"Change to {half:g} mg twice a day", order, orders)) \
             if step.mg_per_day <= policy.threshold("max_daily_mg") else None
-        findings.append(Finding("info", "Milnacipran is given in two divided doses a day.",
+        summary = (f"Ordered once a day ({step.mg_per_dose:g} mg): milnacipran is given in two divided doses a day."
+                   if once_daily else f"Single dose of {step.mg_per_dose:g} mg: give milnacipran in two divided doses a day.")
+        findings.append(Finding("info", summary,
                                 f"Ordered: {order.dosing.describe()}.", SECTION,
                                 (suggestion,) if suggestion else (), rule_id="D2"))
     return findings
@@ -72,8 +75,13 @@ def titration_schedule(policy) -> list[dict]:
 
 
 def titration_on_new_start(orders, snapshot, policy):
-    """D3: a new start at >= 100 mg/day with no titration steps (info; suggests the titration pack)."""
-    if not is_new_start(snapshot, policy):
+    """D3: a new start at >= 100 mg/day with no titration steps (info; suggests the titration pack).
+
+    Not in severe renal impairment or ESRD: the pack ends above the renal start dose, and the
+    renal card gives the dose.
+    """
+    impaired = snapshot.renal.band(policy.thresholds) in ("severe", "esrd") or snapshot.conditions_in("esrd", "dialysis")
+    if impaired or not is_new_start(snapshot, policy):
         return []
     pack = next(code for code in policy.knowledge.milnacipran_codes.values() if code.titration_pack and code.tty == "BPCK")
     findings = []
@@ -86,8 +94,9 @@ def titration_on_new_start(orders, snapshot, policy):
         suggestions = ()
         if order.is_valid_r4:
             medication = {"coding": [{"system": RXNORM, "code": pack.rxcui, "display": pack.name}], "text": pack.name}
-            resource = replaced_order(order, medication, titration_schedule(policy))
-            suggestions = (Suggestion("Switch to the Savella 4-week titration pack",
+            resource = replaced_order(order, medication, titration_schedule(policy),
+                                      {"quantity": {"value": 1, "unit": "pack"}, "numberOfRepeatsAllowed": 0})
+            suggestions = (Suggestion(for_order("Switch to the Savella 4-week titration pack", order, orders),
                                       (Action("update", f"Replace {order.display} with the titration pack and sig",
                                               resource=resource),)),)
         findings.append(Finding(

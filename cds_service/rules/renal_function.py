@@ -1,9 +1,11 @@
 """Renal function (label 2.2): CrCl band, renal dose ceiling, ESRD/dialysis, missing or stale data."""
 
 from cds_service.findings import Finding
+from cds_service.renal_estimate import show_crcl
 from cds_service.rules.common import bullet_list
 from cds_service.rules.common import cancel_orders
 from cds_service.rules.common import change_dose
+from cds_service.rules.common import for_order
 from cds_service.rules.common import is_new_start
 from cds_service.rules.common import order_observation
 from cds_service.rules.common import patient_id
@@ -13,7 +15,7 @@ SECTION = "Savella PI §2.2 Dosing in patients with renal impairment"
 
 
 def _estimate_text(renal) -> str:
-    lines = [f"Estimated CrCl **{renal.crcl:.0f} mL/min** ({renal.method})"] + list(renal.inputs) + list(renal.notes)
+    lines = [f"Estimated CrCl **{show_crcl(renal.crcl)}** ({renal.method})"] + list(renal.inputs) + list(renal.notes)
     return bullet_list(lines)
 
 
@@ -29,7 +31,7 @@ def end_stage_renal_disease(orders, snapshot, policy):
     evidence = [str(c) for c in snapshot.conditions_in("esrd", "dialysis")]
     band = snapshot.renal.band(policy.thresholds)
     if band == "esrd":
-        evidence.insert(0, f"estimated CrCl {snapshot.renal.crcl:.0f} mL/min")
+        evidence.insert(0, f"estimated CrCl {show_crcl(snapshot.renal.crcl)}")
     if not evidence:
         return []
     detail = (f"Milnacipran is **not recommended in end-stage renal disease**: the label gives no dose, and 55% is "
@@ -47,7 +49,7 @@ def renal_dose_ceiling(orders, snapshot, policy):
         return []  # R5 already says not recommended; no dose to suggest
     if band == "moderate":
         return [Finding("info",
-                        f"Moderate renal impairment (CrCl {snapshot.renal.crcl:.0f} mL/min): use milnacipran with caution.",
+                        f"Moderate renal impairment (CrCl {show_crcl(snapshot.renal.crcl)}): use milnacipran with caution.",
                         _estimate_text(snapshot.renal), SECTION, rule_id="R2")]
     if band != "severe":
         return []
@@ -59,19 +61,20 @@ def renal_dose_ceiling(orders, snapshot, policy):
 
 
 def _severe_band_finding(order, daily, orders, snapshot, policy):
-    crcl = f"CrCl {snapshot.renal.crcl:.0f} mL/min"
+    crcl = f"CrCl {show_crcl(snapshot.renal.crcl)}"
     detail = f"{_estimate_text(snapshot.renal)}\n\n{_ceiling_text(policy)}"
     target, ceiling = policy.threshold("renal_target_dose_mg"), policy.threshold("renal_max_dose_mg")
     if daily is not None and daily > policy.threshold("renal_max_daily_mg"):
         suggestions = tuple(s for s in (
-            change_dose(order, policy, target, 2, f"Change to {target:g} mg twice a day", recommended=True),
-            change_dose(order, policy, ceiling, 2, f"Change to {ceiling:g} mg twice a day"),
+            change_dose(order, policy, target, 2, for_order(f"Change to {target:g} mg twice a day", order, orders),
+                        recommended=True),
+            change_dose(order, policy, ceiling, 2, for_order(f"Change to {ceiling:g} mg twice a day", order, orders)),
         ) if s)
         return Finding("warning", f"Severe renal impairment ({crcl}): {daily:g} mg/day exceeds the "
                        f"{policy.threshold('renal_max_daily_mg'):g} mg/day renal maximum. Reduce the dose.",
                        f"Ordered: {order.dosing.describe()}.\n\n{detail}", SECTION, suggestions, rule_id="R4")
     if daily is not None and daily > policy.threshold("renal_target_daily_mg") and is_new_start(snapshot, policy):
-        suggestion = change_dose(order, policy, target, 2, f"Change to {target:g} mg twice a day")
+        suggestion = change_dose(order, policy, target, 2, for_order(f"Change to {target:g} mg twice a day", order, orders))
         return Finding("info", f"Severe renal impairment ({crcl}): start maintenance at "
                        f"{policy.threshold('renal_target_daily_mg'):g} mg/day; increase only on response.",
                        f"Ordered: {order.dosing.describe()}.\n\n{detail}", SECTION,
@@ -96,7 +99,7 @@ def missing_renal_data(orders, snapshot, policy):
     suggestion = order_observation(policy, ("creatinine_mass",), patient_id(orders), "Order a serum creatinine",
                                    "Creatinine clearance for milnacipran renal dosing")
     return [Finding("warning" if ckd or elderly else "info",
-                    "No usable renal function: order a serum creatinine; milnacipran renal dosing is unknown.",
+                    "Renal dosing unknown: no recent creatinine or weight on file. Order a serum creatinine.",
                     detail, SECTION, (suggestion,), rule_id="R6")]
 
 

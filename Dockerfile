@@ -9,5 +9,5 @@ RUN pip install --no-cache-dir . && useradd --system --uid 10001 --no-create-hom
 USER cds
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
-  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=2).status == 200 else 1)"
+  CMD python -c "import os,sys,urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('CDS_PORT', '8080'), timeout=2).status == 200 else 1)"
 CMD ["cds-service", "serve"]

@@ -11,6 +11,8 @@ from flask import current_app
 from flask import g
 from flask import jsonify
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import get_input_stream
 
 from cds_service.envelope import parse_envelope
 from cds_service.envelope import parse_json_object
@@ -22,6 +24,18 @@ log = logging.getLogger(__name__)
 
 cds = Blueprint("cds", __name__)
 health = Blueprint("health", __name__)
+
+
+def _body() -> bytes:
+    """The request body, or 413 when it is over the limit, with or without a Content-Length
+    (a chunked body is otherwise cut at the limit and would read as malformed JSON)."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None:
+        return request.get_data()  # werkzeug answers 413 for a declared length over the limit
+    data = get_input_stream(request.environ, max_content_length=None).read(limit + 1)
+    if len(data) > limit:
+        raise RequestEntityTooLarge()
+    return data
 
 
 def _service(service_id: str):
@@ -41,7 +55,10 @@ def authenticate():
     if authenticator is None:
         log.warning("JWT authentication is OFF (CDS_REQUIRE_JWT=false): local use only")
         return
-    g.claims = authenticator.authenticate(request.headers.get("Authorization"), request.path)
+    try:
+        g.claims = authenticator.authenticate(request.headers.get("Authorization"), request.path)
+    except ValueError:  # a path no audience can name (e.g. with spaces): no such service
+        raise NotFound(f"No CDS service at '{request.path}'. See GET /cds-services.") from None
 
 
 @cds.get("/cds-services")
@@ -52,7 +69,7 @@ def discovery():
 @cds.post("/cds-services/<service_id>")
 def call_service(service_id: str):
     service = _service(service_id)
-    envelope = parse_envelope(parse_json_object(request.get_data()), service.hook)
+    envelope = parse_envelope(parse_json_object(_body()), service.hook)
     g.hook_instance = envelope.hook_instance
     response = current_app.extensions["cds.check"].evaluate(envelope)
     g.card_topics = [card["source"]["topic"]["code"] for card in response["cards"]]
@@ -62,7 +79,7 @@ def call_service(service_id: str):
 @cds.post("/cds-services/<service_id>/feedback")
 def feedback(service_id: str):
     _service(service_id)
-    items = parse_feedback(parse_json_object(request.get_data()))
+    items = parse_feedback(parse_json_object(_body()))
     log.info("feedback received", extra={"fields": {
         "service": service_id, "items": len(items), "outcomes": [item.outcome for item in items]}})
     return jsonify({})

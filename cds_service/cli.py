@@ -31,6 +31,8 @@ def serve(args: argparse.Namespace) -> int:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("timeout", 30)
             self.cfg.set("accesslog", None)
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24 opens one under $HOME
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             return app

@@ -7,6 +7,7 @@ that makes the request unusable raises ``BadRequest`` with a message naming the 
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,6 +58,16 @@ def _required_text(container: Mapping, key: str, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadRequest(f"Field '{where}{key}' must be a non-empty string.")
     return value.strip()
+
+
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def _fhir_id(value: str, where: str) -> str:
+    """A FHIR resource id (it goes into FHIR query URLs, so nothing else is let through)."""
+    if not FHIR_ID.fullmatch(value):
+        raise BadRequest(f"Field '{where}' must be a FHIR id (letters, digits, '-' and '.', at most 64).")
+    return value
 
 
 def _optional_text(container: Mapping, key: str, where: str) -> str | None:
@@ -116,7 +127,7 @@ def parse_envelope(data: Mapping, expected_hook: str) -> Envelope:
     return Envelope(
         hook=hook,
         hook_instance=_required_text(data, "hookInstance", ""),
-        patient_id=_required_text(context, "patientId", "context."),
+        patient_id=_fhir_id(_required_text(context, "patientId", "context."), "context.patientId"),
         user_id=_optional_text(context, "userId", "context."),
         encounter_id=_optional_text(context, "encounterId", "context."),
         draft_orders=_draft_orders(context),

@@ -24,6 +24,8 @@ import requests
 import urllib3.exceptions
 
 TIMED_OUT = "FHIR server timed out"
+MAX_BODY_BYTES = 20_000_000         # one page of a patient's search; more is not a chart, it is a fault
+CHUNK_BYTES = 65_536
 NOT_FHIR_JSON = "FHIR server sent a body that is not FHIR JSON"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -106,20 +108,38 @@ def _get_json(session: requests.Session, url: str, token: str | None, timeout: f
         headers["Authorization"] = f"Bearer {token}"
     seconds = min(timeout, remaining)
     try:
-        response = session.get(url, headers=headers, timeout=(seconds, seconds), allow_redirects=False)
+        with session.get(url, headers=headers, timeout=(seconds, seconds), allow_redirects=False,
+                         stream=True) as response:
+            if response.status_code != 200:
+                raise FhirUnavailable(f"FHIR server answered {response.status_code}")
+            content = _read_body(response, deadline)
     except requests.Timeout:
         raise FhirUnavailable(TIMED_OUT) from None
     except requests.RequestException as error:
         raise FhirUnavailable(_connection_reason(error)) from None
-    if response.status_code != 200:
-        raise FhirUnavailable(f"FHIR server answered {response.status_code}")
     try:
-        body = json.loads(response.content)
+        body = json.loads(content)
     except ValueError:  # includes UnicodeDecodeError
         raise FhirUnavailable(NOT_FHIR_JSON) from None
     if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
         raise FhirUnavailable(NOT_FHIR_JSON)
     return body
+
+
+def _read_body(response: requests.Response, deadline: float) -> bytes:
+    """The body, read in chunks: a server that trickles bytes is cut off at the deadline, a huge one at the cap.
+
+    (The read timeout alone bounds each socket read, not the whole body.)
+    """
+    chunks, size = [], 0
+    while chunk := response.raw.read1(CHUNK_BYTES, decode_content=True):  # at most one socket read each
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise FhirUnavailable("FHIR server sent more data than the service reads")
+        if time.monotonic() > deadline:
+            raise FhirUnavailable(TIMED_OUT)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _bundle_entries(body: dict) -> list[Mapping[str, Any]]:

@@ -58,13 +58,12 @@ class OrderCheck:
         try:
             orders = find_milnacipran_orders(envelope, self.matcher)
             unresolved = self._unresolved_medication_references(envelope, orders)
-            if not orders and not unresolved:
-                return {"cards": []}
-            chart = self.chart_source.gather(envelope, self.templates, unresolved)
-            if unresolved:
-                orders = find_milnacipran_orders(envelope, self.matcher, chart.medications)
+            if unresolved:  # read only those Medications first: most such orders are not milnacipran
+                fetched = self.chart_source.gather(envelope, {}, unresolved).medications
+                orders = find_milnacipran_orders(envelope, self.matcher, fetched)
             if not orders:
                 return {"cards": []}
+            chart = self.chart_source.gather(envelope, self.templates)
             if chart.patient is None:
                 raise PreconditionFailed("The Patient resource could not be had from prefetch or the FHIR server, "
                                          "so no milnacipran check could be made.")

@@ -6,9 +6,13 @@ cannot be cast stops the service at start-up with a message naming the variable.
 """
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(ValueError):
@@ -24,18 +28,31 @@ def _boolean(text: str) -> bool:
     raise ValueError("expected true or false")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError("expected a whole number of at least 1")
-    return value
+def _whole_number(low: int, high: int):
+    def cast(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}")
+        return value
+    return cast
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise ValueError("expected a number of at least 0")
-    return value
+def _seconds(low: float, high: float, zero_allowed: bool):
+    """A finite number of seconds in [low, high] (above 0 unless ``zero_allowed``); nan/inf refused."""
+    def cast(text: str) -> float:
+        value = float(text)
+        if not (math.isfinite(value) and low <= value <= high and (zero_allowed or value > 0)):
+            raise ValueError(f"expected a number of seconds from {low:g}{'' if zero_allowed else ' (exclusive)'} "
+                             f"to {high:g}")
+        return value
+    return cast
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return level
 
 
 def _optional_text(text: str) -> str | None:
@@ -63,29 +80,29 @@ class Field:
 
 FIELDS = (
     Field("host", str, "127.0.0.1", "Address `cds-service serve` listens on (the container uses 0.0.0.0)."),
-    Field("port", _positive_int, "8080", "Port `cds-service serve` listens on."),
-    Field("workers", _positive_int, "2", "gunicorn worker processes."),
-    Field("threads", _positive_int, "4", "Threads per gunicorn worker."),
+    Field("port", _whole_number(1, 65535), "8080", "Port `cds-service serve` listens on."),
+    Field("workers", _whole_number(1, 64), "2", "gunicorn worker processes."),
+    Field("threads", _whole_number(1, 256), "4", "Threads per gunicorn worker."),
     Field("public_base_url", _base_url, "http://localhost:8080",
           "The service's URL as EHRs call it; JWT audiences are this plus the endpoint path."),
     Field("require_jwt", _boolean, "true",
           "Verify the client's JWT on every request. `false` is for local use only and is logged loudly."),
     Field("trusted_clients_file", _optional_text, "",
           "JSON file of trusted EHR issuers and their keys (see Connecting an EHR)."),
-    Field("jwt_leeway_seconds", _non_negative_float, "60", "Clock leeway for `exp`/`nbf`."),
-    Field("jwks_refetch_seconds", _non_negative_float, "60",
+    Field("jwt_leeway_seconds", _seconds(0, 300, zero_allowed=True), "60", "Clock leeway for `exp`/`nbf`."),
+    Field("jwks_refetch_seconds", _seconds(0, 86400, zero_allowed=True), "60",
           "Least time between two fetches of a client's JWKS for an unknown `kid`."),
-    Field("max_body_bytes", _positive_int, "5000000", "Largest request body accepted; larger ones get 413."),
+    Field("max_body_bytes", _whole_number(1, 100_000_000), "5000000", "Largest request body accepted; larger ones get 413."),
     Field("policy_file", _optional_text, "",
           "Site policy JSON overriding thresholds, look-back windows, card indicators, override reasons."),
-    Field("fhir_deadline_seconds", _non_negative_float, "1.5",
+    Field("fhir_deadline_seconds", _seconds(0, 30, zero_allowed=False), "1.5",
           "Overall time allowed for fetching chart data from the EHR's FHIR server."),
-    Field("fhir_timeout_seconds", _non_negative_float, "1.0", "Connect and read timeout of one FHIR query."),
-    Field("fhir_max_pages", _positive_int, "5", "Most `next` pages followed for one FHIR search."),
-    Field("chart_cache_seconds", _non_negative_float, "0",
+    Field("fhir_timeout_seconds", _seconds(0, 30, zero_allowed=False), "1.0", "Connect and read timeout of one FHIR query."),
+    Field("fhir_max_pages", _whole_number(1, 100), "5", "Most `next` pages followed for one FHIR search."),
+    Field("chart_cache_seconds", _seconds(0, 3600, zero_allowed=True), "0",
           "Reuse fetched chart data for the same patient and FHIR server for this long (0 = off)."),
     Field("cors_allow_origin", str, "*", "Value of Access-Control-Allow-Origin."),
-    Field("log_level", str, "INFO", "Python log level of the JSON logs."),
+    Field("log_level", _log_level, "INFO", "Python log level of the JSON logs."),
 )
 
 

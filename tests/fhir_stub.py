@@ -39,7 +39,7 @@ from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
 FHIR_JSON = "application/fhir+json"
-FAULT_KINDS = (None, "latency", "status", "garbage", "not_fhir", "hang", "refuse")
+FAULT_KINDS = (None, "latency", "status", "garbage", "not_fhir", "hang", "refuse", "trickle")
 _MED_TYPES = {"MedicationRequest", "MedicationStatement", "MedicationAdministration", "MedicationDispense"}
 _DATE_FIELDS = {"Observation": ("effectiveDateTime", "effectivePeriod.start")}
 _OTHER_DATE_FIELDS = ("authoredOn", "effectiveDateTime", "effectivePeriod.start", "recordedDate", "performedDateTime")
@@ -283,6 +283,18 @@ class FhirStub:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (e.g. its timeout fired)
 
+    def _trickle(self, handler, delay: float) -> None:
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Type", FHIR_JSON)
+            handler.send_header("Content-Length", "1000000")
+            handler.end_headers()
+            while not self._stopped.wait(delay):
+                handler.wfile.write(b" ")
+                handler.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up
+
     def _respond(self, handler, record: RecordedRequest):
         kind, delay, status, match = self._fault
         if kind and (match is None or match in handler.path or match in unquote(handler.path)):
@@ -297,6 +309,9 @@ class FhirStub:
                 return 200, b"<html>oops", {}
             elif kind == "not_fhir":
                 return 200, {"hello": "world"}, {}
+            elif kind == "trickle":  # headers at once, then one byte every `delay` seconds, forever
+                self._trickle(handler, delay)
+                return None
         if record.method != "GET":
             return 405, _outcome("not-supported", f"{record.method} not supported"), {}
         prefix = urlsplit(self.base_url).path + "/"

@@ -116,6 +116,7 @@ def setting(path, value):
     (setting("hook", 42), "'hook' must be a non-empty string"),
     (setting("context", "patient 1"), "'context' must be a JSON object"),
     (setting("context.patientId", ""), "'context.patientId' must be a non-empty string"),
+    (setting("context.patientId", "x/../../admin"), "'context.patientId' must be a FHIR id"),
     (setting("context.selections", "MedicationRequest/1"), "'context.selections' must be an array"),
     (setting("prefetch", []), "'prefetch' must be a JSON object"),
 ])
@@ -298,8 +299,10 @@ def test_authentication_on_without_trusted_clients_refuses_to_start():
 
 
 @pytest.mark.parametrize("variable, value", [
-    ("CDS_REQUIRE_JWT", "yes"), ("CDS_PORT", "eighty"), ("CDS_MAX_BODY_BYTES", "0"),
+    ("CDS_REQUIRE_JWT", "yes"), ("CDS_PORT", "eighty"), ("CDS_PORT", "99999"), ("CDS_MAX_BODY_BYTES", "0"),
     ("CDS_PUBLIC_BASE_URL", "cds.example.org"), ("CDS_FHIR_DEADLINE_SECONDS", "-1"),
+    ("CDS_FHIR_DEADLINE_SECONDS", "inf"), ("CDS_FHIR_TIMEOUT_SECONDS", "0"), ("CDS_JWT_LEEWAY_SECONDS", "nan"),
+    ("CDS_JWT_LEEWAY_SECONDS", "3600"), ("CDS_LOG_LEVEL", "verbose"),
 ])
 def test_bad_settings_name_the_variable(variable, value):
     with pytest.raises(SettingsError, match=variable):

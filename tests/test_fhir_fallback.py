@@ -16,6 +16,7 @@ from test_scenarios import load_scenario
 from test_scenarios import run_scenario
 
 from cds_service import create_app
+from cds_service import fhir_fetch
 from cds_service.chart import ChartSource
 from cds_service.chart import usable_prefetch
 from cds_service.envelope import parse_envelope
@@ -206,6 +207,27 @@ def test_deadline_holds_when_the_server_hangs(stub, make_source):
     assert chart.patient == PATIENT and ids(chart, "Observation") == ["bp1", "hr1"]
 
 
+def test_a_server_that_trickles_bytes_is_cut_off_at_the_deadline(stub, make_source):
+    deadline = 0.5
+    stub.set_fault("trickle", delay=0.1, match="Condition")
+    source = make_source(fhir_deadline_seconds=deadline, fhir_timeout_seconds=5.0)
+    started = time.monotonic()
+    chart = source.gather(envelope({}, stub.base_url), only("patient", "conditions"))
+    assert time.monotonic() - started < deadline + 0.5
+    assert reasons(chart) == {"conditions": "FHIR server timed out"}
+
+
+def test_an_abandoned_trickling_query_ends_at_the_deadline_and_frees_its_thread(stub):
+    # each read gets a byte within the 5 s read timeout, so only the deadline check can stop it
+    stub.set_fault("trickle", delay=0.1)
+    session = fhir_fetch.new_session(2)
+    started = time.monotonic()
+    with pytest.raises(fhir_fetch.FhirUnavailable, match="timed out"):
+        fhir_fetch.fetch(session, stub.base_url, f"{stub.base_url}/Condition?patient=p1", token=None, expect="Bundle",
+                         timeout=5.0, deadline=started + 0.5, max_pages=1)
+    assert time.monotonic() - started < 1.0
+
+
 @pytest.mark.parametrize("kind, status, reason", [
     ("status", 500, "FHIR server answered 500"),
     ("status", 503, "FHIR server answered 503"),
@@ -390,6 +412,23 @@ def test_http_fhir_server_instead_of_prefetch():
             **{k: v for k, v in request.items() if k != "prefetch"}, "fhirServer": fhir.base_url}))
         assert len(fhir.requests) == len(request["prefetch"])
     assert fetched == with_prefetch
+
+
+@pytest.mark.parametrize("code, milnacipran", [("833146", True), ("312941", False)])
+def test_http_a_draft_medication_known_only_to_the_fhir_server(code, milnacipran):
+    """Epic-style: medicationReference to a Medication that is neither in the Bundle nor named."""
+    request = json.loads((FIXTURES / "requests" / "sandbox-order-sign.json").read_text())
+    draft = request["context"]["draftOrders"]["entry"][0]["resource"]
+    del draft["medicationCodeableConcept"]
+    draft["medicationReference"] = {"reference": "Medication/eMed.1"}
+    medication = {"resourceType": "Medication", "id": "eMed.1", "code": {"coding": [{"system": RXNORM, "code": code}]}}
+    with FhirStub([medication]) as fhir:
+        response = http_client().post(service_path(request), json={**request, "fhirServer": fhir.base_url})
+        paths = [r.path for r in fhir.requests]
+    assert response.status_code == 200
+    assert paths == ["/fhir/Medication/eMed.1"]  # the chart itself was prefetched; nothing else was asked
+    cards = response.get_json()["cards"]
+    assert bool(cards) == milnacipran
 
 
 @pytest.mark.parametrize("server", ["not found", "refusing", "hanging", "none"])

@@ -33,3 +33,15 @@ def test_malformed_json_over_http_is_400(live_server):
                              headers={"Content-Type": "application/json"}, timeout=5)
     assert response.status_code == 400
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_truncated(live_server):
+    def chunks():
+        yield b'{"hook": "order-sign", "padding": "'
+        for _ in range(6):
+            yield b"x" * 1_000_000
+        yield b'"}'
+    response = requests.post(f"{live_server}/cds-services/milnacipran-order-sign", data=chunks(),
+                             headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 413
+    assert response.json()["resourceType"] == "OperationOutcome"

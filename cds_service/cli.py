@@ -1,6 +1,7 @@
 """Command line: ``cds-service serve`` and ``cds-service evaluate REQUEST.json``."""
 
 import argparse
+import gc
 import json
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ def serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     app = create_app()  # fail fast in the parent on bad configuration
+    gc.freeze()  # the knowledge tables are long-lived: keep them out of every garbage collection (and shared after fork)
 
     class Server(BaseApplication):
         def load_config(self):

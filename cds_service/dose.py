@@ -62,10 +62,6 @@ class Dosing:
         return max(self.daily_doses_mg, default=None)
 
     @property
-    def max_single_mg(self) -> float | None:
-        return max((step.mg_per_dose for step in self.steps if step.mg_per_dose is not None), default=None)
-
-    @property
     def maintenance(self) -> DoseStep | None:
         """The last step: the dose the order settles on."""
         return self.steps[-1] if self.steps else None

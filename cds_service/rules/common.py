@@ -17,6 +17,10 @@ from cds_service.snapshot import Snapshot
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
+KEPT_DOSAGE_FIELDS = ("route", "method", "site", "additionalInstruction", "patientInstruction")
+# Quantity, supply and refills were for the old sig: they are dropped for the prescriber to re-enter,
+# not silently carried over to a new dose (a 30-tablet fill of a new BID sig is not 30 days).
+DROPPED_DISPENSE_FIELDS = ("quantity", "expectedSupplyDuration", "numberOfRepeatsAllowed", "initialFill")
 
 
 def cancel_orders(orders: Sequence[MilnacipranOrder]) -> tuple[Suggestion, ...]:
@@ -29,12 +33,6 @@ def cancel_orders(orders: Sequence[MilnacipranOrder]) -> tuple[Suggestion, ...]:
 def _tablet_code(policy: Policy, strength_mg: float):
     return next((code for code in policy.knowledge.milnacipran_codes.values()
                  if code.tty == "SCD" and code.strength_mg == strength_mg and "tablet" in code.name.lower()), None)
-
-
-KEPT_DOSAGE_FIELDS = ("route", "method", "site", "additionalInstruction", "patientInstruction")
-# Quantity, supply and refills were for the old sig: they are dropped for the prescriber to re-enter,
-# not silently carried over to a new dose (a 30-tablet fill of a new BID sig is not 30 days).
-DROPPED_DISPENSE_FIELDS = ("quantity", "expectedSupplyDuration", "numberOfRepeatsAllowed", "initialFill")
 
 
 def dosage(mg: float, per_day: int, text: str) -> dict:

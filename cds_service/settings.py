@@ -11,7 +11,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 

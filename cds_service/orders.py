@@ -2,7 +2,7 @@
 
 For ``order-select`` only the ``selections`` are checked (all drafts when a client sends
 none). Every draft is normalised for the sandbox's known R4 slips (``category`` as an object,
-no ``intent``, no ``subject``) so that an ``update`` suggestion built from it is valid R4.
+no ``intent``, no ``subject``) so that an ``update`` suggestion built from it can be valid R4.
 """
 
 import dataclasses
@@ -33,7 +33,6 @@ class MilnacipranOrder:
     display: str
     match: MedicationMatch
     dosing: Dosing | None
-    is_valid_r4: bool               # False: the draft cannot be echoed back in an update
     has_id: bool                    # False: no suggestion can name this draft
     entry_index: int                # position among envelope.draft_entries()
 
@@ -61,7 +60,8 @@ def normalise_draft(resource: Mapping, patient_id: str) -> dict:
     return draft
 
 
-def _is_valid_r4(draft: Mapping) -> bool:
+def is_valid_r4(draft: Mapping) -> bool:
+    """Whether a MedicationRequest validates against the R4B model (the check before it is sent back)."""
     try:
         MedicationRequest.model_validate(draft)
     except (ValidationError, TypeError, KeyError, ValueError):  # the R4B models raise more than ValidationError on odd input
@@ -97,7 +97,6 @@ def find_milnacipran_orders(envelope: Envelope, matcher: MedicationMatcher,
             display=medication.display,
             match=match,
             dosing=extract_dosing(draft, match.strength_mg),
-            is_valid_r4=text(resource, "id") is not None and _is_valid_r4(draft),
             has_id=text(resource, "id") is not None,
             entry_index=index,
         ))

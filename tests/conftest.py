@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 sys.path.insert(0, str(Path(__file__).parent))  # test helpers: conformance, fhir_stub
@@ -31,11 +32,13 @@ class ConformanceCheckingClient(FlaskClient):
         return response
 
 
+# Every app any test builds checks every successful service response it gives.
+Flask.test_client_class = ConformanceCheckingClient
+
+
 @pytest.fixture
 def app():
-    app = create_app({"require_jwt": False})
-    app.test_client_class = ConformanceCheckingClient
-    return app
+    return create_app({"require_jwt": False})
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from builders import MATCHER
 from cds_service.dose import extract_dosing
 from cds_service.envelope import parse_envelope
 from cds_service.orders import find_milnacipran_orders
+from cds_service.orders import is_valid_r4
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 UCUM = "http://unitsofmeasure.org"
@@ -82,7 +83,7 @@ def test_the_draft_is_normalised_not_mutated():
     [order] = find_milnacipran_orders(request(resource), MATCHER)
     assert order.resource["category"] == [{"text": "outpatient"}] and order.resource["intent"] == "order"
     assert isinstance(resource["category"], dict) and "intent" not in resource
-    assert order.is_valid_r4
+    assert is_valid_r4(order.resource)
 
 
 def dosage(quantity=None, timing=None, **extra):

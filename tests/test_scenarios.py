@@ -5,7 +5,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import ConformanceCheckingClient
 
 from cds_service import create_app
 from cds_service.fhir_time import parse_time
@@ -19,9 +18,7 @@ def load_scenario(path: Path) -> dict:
 
 def app_at(now: str):
     moment = parse_time(now)
-    app = create_app({"require_jwt": False}, clock=lambda: moment)
-    app.test_client_class = ConformanceCheckingClient
-    return app
+    return create_app({"require_jwt": False}, clock=lambda: moment)
 
 
 def card_actions(card: dict) -> list[str]:

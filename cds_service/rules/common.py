@@ -4,6 +4,7 @@ import copy
 import datetime
 from collections.abc import Sequence
 
+from cds_service.cards import prune
 from cds_service.fhir_read import child
 from cds_service.fhir_read import items
 from cds_service.fhir_time import show_date
@@ -11,6 +12,7 @@ from cds_service.findings import Action
 from cds_service.findings import Suggestion
 from cds_service.medication_history import MedicationUse
 from cds_service.orders import MilnacipranOrder
+from cds_service.orders import is_valid_r4
 from cds_service.policy import Policy
 from cds_service.snapshot import Snapshot
 
@@ -83,13 +85,23 @@ def change_dose(order: MilnacipranOrder, policy: Policy, mg: float, per_day: int
     draft is a titration pack (its steps are not replaced by a flat dose; the card says why).
     """
     code = _tablet_code(policy, mg)
-    if code is None or not order.is_valid_r4 or order.match.titration_pack:
+    if code is None or order.match.titration_pack:
         return None
     medication = {"coding": [{"system": RXNORM, "code": code.rxcui, "display": code.name}], "text": code.name}
     times = {1: "once", 2: "twice"}.get(per_day, f"{per_day} times")
     resource = replaced_order(order, medication, [dosage(mg, per_day, f"{mg:g} mg by mouth {times} a day")])
-    return Suggestion(label, (Action("update", f"Change {order.display} to {mg:g} mg {times} a day "
-                                     "(dispense quantity to re-enter)", resource=resource),), recommended)
+    return update_draft(order, label, f"Change {order.display} to {mg:g} mg {times} a day "
+                        "(dispense quantity to re-enter)", resource, recommended)
+
+
+def update_draft(order: MilnacipranOrder, label: str, description: str, resource: dict,
+                 recommended: bool = False) -> Suggestion | None:
+    """An ``update`` of the draft, or None when the draft has no id or the new resource, exactly as it
+    will be sent (empty values pruned), is not valid R4: the card then explains, without a button."""
+    resource = prune(resource)
+    if not order.has_id or not is_valid_r4(resource):
+        return None
+    return Suggestion(label, (Action("update", description, resource=resource),), recommended)
 
 
 def order_observation(policy: Policy, kinds: Sequence[str], patient_id: str, label: str, why: str) -> Suggestion:

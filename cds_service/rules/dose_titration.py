@@ -3,9 +3,7 @@
 All three checks need a dose; a draft without one (order-select) is skipped quietly.
 """
 
-from cds_service.findings import Action
 from cds_service.findings import Finding
-from cds_service.findings import Suggestion
 from cds_service.rules.common import RXNORM
 from cds_service.rules.common import UCUM
 from cds_service.rules.common import change_dose
@@ -13,6 +11,7 @@ from cds_service.rules.common import dosage
 from cds_service.rules.common import for_order
 from cds_service.rules.common import is_new_start
 from cds_service.rules.common import replaced_order
+from cds_service.rules.common import update_draft
 
 IDS = ("D1", "D2", "D3")
 SECTION = "Savella PI §2.1 Recommended dosing"
@@ -91,14 +90,12 @@ def titration_on_new_start(orders, snapshot, policy):
         if (order.match.titration_pack or first is None or dosing.is_titrated
                 or first < policy.threshold("usual_maintenance_daily_mg")):
             continue
-        suggestions = ()
-        if order.is_valid_r4:
-            medication = {"coding": [{"system": RXNORM, "code": pack.rxcui, "display": pack.name}], "text": pack.name}
-            resource = replaced_order(order, medication, titration_schedule(policy),
-                                      {"quantity": {"value": 1, "unit": "pack"}, "numberOfRepeatsAllowed": 0})
-            suggestions = (Suggestion(for_order("Switch to the Savella 4-week titration pack", order, orders),
-                                      (Action("update", f"Replace {order.display} with the titration pack and sig",
-                                              resource=resource),)),)
+        medication = {"coding": [{"system": RXNORM, "code": pack.rxcui, "display": pack.name}], "text": pack.name}
+        resource = replaced_order(order, medication, titration_schedule(policy),
+                                  {"quantity": {"value": 1, "unit": "pack"}, "numberOfRepeatsAllowed": 0})
+        suggestion = update_draft(order, for_order("Switch to the Savella 4-week titration pack", order, orders),
+                                  f"Replace {order.display} with the titration pack and sig", resource)
+        suggestions = (suggestion,) if suggestion else ()
         findings.append(Finding(
             "info", f"New start at {first:g} mg/day: the label titrates from "
             f"{policy.threshold('titration_day1_mg'):g} mg over the first week.",

@@ -128,45 +128,74 @@ def _cockcroft_gault_estimate(age, sex, scr, creatinine, weight, height, t):
     return crcl, used_scr, inputs, notes, unstable
 
 
+@dataclasses.dataclass(frozen=True)
+class _Candidate:
+    value: float
+    when: datetime.datetime
+    method: str
+    inputs: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    unstable: bool = False
+
+
+def _candidates(age, sex, now, t, preference, scr, creatinine, weight, height, egfr, measured_crcl) -> list[_Candidate]:
+    """The estimates that can be made, in the reference's order of preference (kb §2.3)."""
+    found = []
+    measured = _within(measured_crcl, now, t["scr_usable_days"])
+    if measured is not None:
+        found.append(_Candidate(measured.value, measured.when, "measured 24-h urine creatinine clearance",
+                                (f"measured CrCl {measured.value:g} mL/min ({show_date(measured.when)})",)))
+    if scr is not None and weight is not None and age is not None:
+        crcl, used_scr, inputs, notes, unstable = _cockcroft_gault_estimate(age, sex, scr, creatinine, weight, height, t)
+        found.append(_Candidate(crcl, used_scr.when, "Cockcroft-Gault", tuple(inputs), tuple(notes), unstable))
+    lab_egfr = _newest_lab_egfr(egfr, now, t, preference)
+    if lab_egfr is not None:
+        value, text = _from_egfr(lab_egfr, weight, height, t)
+        found.append(_Candidate(value, lab_egfr.when, "estimated from the lab eGFR", (text,)))
+    return found
+
+
+def _choose(candidates: list[_Candidate], t) -> tuple[_Candidate, tuple[str, ...], tuple[str, ...]]:
+    """The estimate to band: the preferred one of the newest draw, unless another estimate of that draw
+    falls in a lower band (then the lowest, kb §2.3). Results older than the newest draw are not banded."""
+    newest = max(c.when for c in candidates)
+    window = datetime.timedelta(hours=t["egfr_same_draw_hours"])
+    current = [c for c in candidates if newest - c.when <= window]
+    chosen = current[0]
+    lowest = min(current, key=lambda c: c.value)
+    notes = list(chosen.notes)
+    if _band_rank(lowest.value, t) < _band_rank(chosen.value, t):
+        notes.append(f"{lowest.method} gives {show_crcl(lowest.value)}, a lower band than {chosen.method} "
+                     f"({show_crcl(chosen.value)}): the lower is used")
+        chosen = lowest
+    inputs = [line for c in current for line in c.inputs]
+    notes += [f"not used, older than the newest result: {c.method}, {show_crcl(c.value)} ({show_date(c.when)})"
+              for c in candidates if c not in current]
+    return chosen, tuple(inputs), tuple(notes)
+
+
 def estimate_renal_function(*, age, sex, now, thresholds, egfr_preference, creatinine, weights, heights, egfr,
                             measured_crcl, unreadable_creatinine=()) -> RenalEstimate:
     """The estimate the renal rules band; see the module docstring for the order of preference."""
     t = thresholds
     if age is not None and age < t["adult_age"]:
         return RenalEstimate(None, "not estimated", (), ("Cockcroft-Gault is not used under 18",), ("adult age",))
-    measured = _within(measured_crcl, now, t["scr_current_days"])
-    if measured is not None:
-        return RenalEstimate(measured.value, "measured 24-h urine creatinine clearance",
-                             (f"measured CrCl {measured.value:g} mL/min ({show_date(measured.when)})",), (), (),
-                             measured.when)
     scr = _within(creatinine, now, t["scr_usable_days"])
-    unreadable = _within(unreadable_creatinine, now, t["scr_usable_days"])
-    if unreadable is not None and (scr is None or unreadable.when > scr.when):
-        scr = None  # never fall back silently to an older result than the newest one
     weight = _within(weights, now, t["weight_usable_days"])
     height = _within(heights, now, t["height_usable_days"])
-    lab_egfr = _newest_lab_egfr(egfr, now, t, egfr_preference)
-    egfr_value = _from_egfr(lab_egfr, weight, height, t) if lab_egfr else None
-    if scr is None or weight is None or age is None:
-        missing = [name for name, value in (("serum creatinine within 365 days", scr),
-                                            ("weight within 365 days", weight), ("age", age)) if value is None]
-        if scr is None and unreadable is not None:
-            missing[0] = (f"serum creatinine: the newest result ({show_date(unreadable.when)}) is "
-                          f"{unreadable.value:g} '{unreadable.unit}', which the service cannot read")
-        if egfr_value is None:
-            return RenalEstimate(None, "not estimated", (), (), tuple(missing))
-        stale = (now - lab_egfr.when).days > t["scr_current_days"]
-        return RenalEstimate(egfr_value[0], "estimated from the lab eGFR", (egfr_value[1],),
-                             (f"no Cockcroft-Gault: missing {', '.join(missing)}",), (), lab_egfr.when, stale)
-
-    crcl, used_scr, inputs, notes, unstable = _cockcroft_gault_estimate(age, sex, scr, creatinine, weight, height, t)
-    method = "Cockcroft-Gault"
-    if egfr_value is not None:
-        inputs.append(egfr_value[1])
-        same_draw = abs((lab_egfr.when - used_scr.when).total_seconds()) <= t["egfr_same_draw_hours"] * 3600
-        if same_draw and _band_rank(egfr_value[0], t) < _band_rank(crcl, t):
-            notes.append(f"eGFR-based {show_crcl(egfr_value[0])} falls in a lower band than C-G {show_crcl(crcl)}: "
-                         "the lower is used")
-            crcl, method = egfr_value[0], "estimated from the lab eGFR (lower than Cockcroft-Gault)"
-    stale = (now - used_scr.when).days > t["scr_current_days"]
-    return RenalEstimate(crcl, method, tuple(inputs), tuple(notes), (), used_scr.when, stale, unstable)
+    candidates = _candidates(age, sex, now, t, egfr_preference, scr, creatinine, weight, height, egfr, measured_crcl)
+    missing = [name for name, value in (("serum creatinine within 365 days", scr),
+                                        ("weight within 365 days", weight), ("age", age)) if value is None]
+    unreadable = _within(unreadable_creatinine, now, t["scr_usable_days"])
+    if unreadable is not None and all(unreadable.when > c.when for c in candidates):
+        # never fall back silently to results older than the newest one
+        return RenalEstimate(None, "not estimated", (), (), (
+            f"serum creatinine: the newest result ({show_date(unreadable.when)}) is {unreadable.value:g} "
+            f"'{unreadable.unit}', which the service cannot read",))
+    if not candidates:
+        return RenalEstimate(None, "not estimated", (), (), tuple(missing))
+    chosen, inputs, notes = _choose(candidates, t)
+    if chosen.method != "Cockcroft-Gault" and missing:
+        notes += (f"no Cockcroft-Gault: missing {', '.join(missing)}",)
+    stale = (now - chosen.when).days > t["scr_current_days"]
+    return RenalEstimate(chosen.value, chosen.method, inputs, notes, (), chosen.when, stale, chosen.unstable)

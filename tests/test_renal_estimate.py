@@ -149,13 +149,24 @@ def test_egfr_only_is_de_indexed_by_body_surface_area():
 def test_egfr_in_a_lower_band_than_cockcroft_gault_wins():
     result = estimate(observation(SCR, 1.0, "mg/dL", 3), observation(WEIGHT, 70, "kg", 3),
                       observation(HEIGHT, 175, "cm", 3), observation(EGFR_2021, 25, "mL/min/{1.73_m2}", 3))
-    assert result.crcl < 30 and "lower" in result.method
+    assert result.crcl < 30 and result.method == "estimated from the lab eGFR"
+    assert any("lower band" in note for note in result.notes)
 
 
-def test_measured_creatinine_clearance_is_preferred():
-    result = estimate(observation("2164-2", 42, "mL/min", 10), observation(SCR, 1.0, "mg/dL", 3),
+def test_measured_creatinine_clearance_is_preferred_within_the_same_draw():
+    result = estimate(observation("2164-2", 82, "mL/min", 3), observation(SCR, 1.0, "mg/dL", 3),
                       observation(WEIGHT, 70, "kg", 3))
-    assert result.crcl == 42 and "measured" in result.method
+    assert result.crcl == 82 and "measured" in result.method  # C-G 77.8 is in the same band
+
+
+def test_an_older_normal_result_never_hides_a_newer_one_showing_esrd():
+    old_measured = estimate(observation("2164-2", 60, "mL/min", 80), observation(SCR, 16, "mg/dL", 2),
+                            observation(WEIGHT, 70, "kg", 3))
+    assert old_measured.crcl < 5 and old_measured.method == "Cockcroft-Gault"
+    assert any("not used, older than the newest result" in note for note in old_measured.notes)
+    old_creatinine = estimate(observation(SCR, 0.9, "mg/dL", 170), observation(WEIGHT, 70, "kg", 3),
+                              observation(EGFR_2021, 4, "mL/min/{1.73_m2}", 1))
+    assert old_creatinine.crcl < 5 and old_creatinine.method == "estimated from the lab eGFR"
 
 
 def test_no_estimate_under_18():

@@ -1,9 +1,11 @@
 """Dose in mg from an R4 ``dosageInstruction``: mg per dose, doses per day, mg per day.
 
 A dose is derived only from structured data: ``doseAndRate[].doseQuantity`` in mg (or g), or
-in tablets times the product's strength; frequency from ``timing.repeat`` or a common timing
-code. Anything else (free-text sigs, ranges, mL of an unknown solution) is unknown, never
-guessed.
+in tablets times the product's strength (a ``doseRange`` counts at its high end, the dose the
+order allows); frequency from ``timing.repeat`` (frequency per period, or the number of
+``when`` times a day) or a common timing code. Instructions with the same ``sequence`` (or
+none) are taken together, as FHIR means them: 100 mg in the morning and 100 mg at bedtime is
+200 mg/day. Anything else (free-text sigs, mL of an unknown solution) is unknown, never guessed.
 """
 
 import dataclasses
@@ -28,19 +30,21 @@ DOSES_PER_DAY_BY_CODE = {
 class DoseStep:
     """One dosage instruction: how much per dose and how often, each possibly unknown."""
 
-    mg_per_dose: float | None
+    mg_per_dose: float | None       # the largest single dose
     doses_per_day: float | None
     sequence: int | None
+    mg_per_day: float | None = None
 
-    @property
-    def mg_per_day(self) -> float | None:
-        if self.mg_per_dose is None or self.doses_per_day is None:
-            return None
-        return self.mg_per_dose * self.doses_per_day
+    def __post_init__(self):
+        if self.mg_per_day is None and self.mg_per_dose is not None and self.doses_per_day is not None:
+            object.__setattr__(self, "mg_per_day", self.mg_per_dose * self.doses_per_day)
 
     def describe(self) -> str:
         """e.g. '50 mg twice a day (100 mg/day)'."""
         dose = f"{_number(self.mg_per_dose)} mg" if self.mg_per_dose is not None else "dose not stated"
+        if self.mg_per_day is not None and self.doses_per_day and self.mg_per_dose is not None \
+                and self.mg_per_day != self.mg_per_dose * self.doses_per_day:
+            dose = f"up to {dose} a dose,"  # unequal doses taken together
         if self.doses_per_day is None:
             return f"{dose}, frequency not stated"
         return f"{dose} {_frequency_words(self.doses_per_day)} ({_number(self.mg_per_day)} mg/day)" \
@@ -102,6 +106,8 @@ def _dose_quantity(instruction: Mapping) -> Mapping:
     for dose_and_rate in items(instruction, "doseAndRate"):
         if child(dose_and_rate, "doseQuantity"):
             return child(dose_and_rate, "doseQuantity")
+        if child(child(dose_and_rate, "doseRange"), "high"):
+            return child(child(dose_and_rate, "doseRange"), "high")
     return child(instruction, "doseQuantity")  # STU3 shape, still sent by some clients
 
 
@@ -118,14 +124,30 @@ def doses_per_day(timing: Mapping) -> float | None:
 
 
 def _doses_per_day_from_repeat(repeat: Mapping) -> float | None:
+    times = repeat.get("when") or repeat.get("timeOfDay")
+    times_a_day = len(times) if isinstance(times, list) and times else None
     period, unit = number(repeat, "period"), text(repeat, "periodUnit")
+    if period is None and unit in DAYS_PER_PERIOD_UNIT:
+        period = 1.0  # "2 per day" written without the 1
     if period is None or period <= 0 or unit not in DAYS_PER_PERIOD_UNIT:
-        return None
+        return float(times_a_day) if times_a_day else None  # ["MORN", "EVE"]: times of day, so per day
     frequency = number(repeat, "frequency")
     if frequency is None or frequency <= 0:
-        times = repeat.get("when") or repeat.get("timeOfDay")
-        frequency = len(times) if isinstance(times, list) and times else 1
+        frequency = times_a_day or 1
     return frequency / (period * DAYS_PER_PERIOD_UNIT[unit])
+
+
+def _together(lines: list[DoseStep]) -> DoseStep:
+    """Instructions given at the same time (same sequence): largest dose, doses and mg added up."""
+    if len(lines) == 1:
+        return lines[0]
+    known = all(line.mg_per_day is not None for line in lines)
+    return DoseStep(
+        mg_per_dose=max((line.mg_per_dose for line in lines if line.mg_per_dose is not None), default=None),
+        doses_per_day=sum(line.doses_per_day for line in lines) if all(line.doses_per_day for line in lines) else None,
+        sequence=lines[0].sequence,
+        mg_per_day=sum(line.mg_per_day for line in lines) if known else None,
+    )
 
 
 def extract_dosing(medication_request: Mapping, strength_mg: float | None) -> Dosing | None:
@@ -141,5 +163,8 @@ def extract_dosing(medication_request: Mapping, strength_mg: float | None) -> Do
         )
         for instruction in instructions
     ]
-    steps.sort(key=lambda step: step.sequence if step.sequence is not None else 0)
-    return Dosing(tuple(steps))
+    by_sequence: dict[int | None, list[DoseStep]] = {}
+    for step in steps:
+        by_sequence.setdefault(step.sequence, []).append(step)
+    ordered = sorted(by_sequence.items(), key=lambda item: item[0] if item[0] is not None else 0)
+    return Dosing(tuple(_together(lines) for _, lines in ordered))

@@ -128,3 +128,21 @@ def test_titration_steps_are_read_in_sequence():
     steps = [dosage({"value": mg, "code": "mg"}, BID, sequence=n) for n, mg in ((3, 50), (1, 12.5), (2, 25))]
     dosing = extract_dosing({"dosageInstruction": steps}, None)
     assert dosing.daily_doses_mg == (25, 50, 100) and dosing.is_titrated and dosing.max_daily_mg == 100
+
+
+@pytest.mark.parametrize("instructions, per_day", [
+    # the same sequence (or none): taken together
+    ([dosage({"value": 100, "code": "mg"}, {"repeat": {"when": ["MORN"]}}, sequence=1),
+      dosage({"value": 100, "code": "mg"}, {"repeat": {"when": ["HS"]}}, sequence=1)], 200),
+    ([dosage({"value": 150, "code": "mg"}, {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}),
+      dosage({"value": 50, "code": "mg"}, {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}})], 200),
+    # a range counts at its high end
+    ([{"doseAndRate": [{"doseRange": {"low": {"value": 50, "code": "mg"}, "high": {"value": 100, "code": "mg"}}}],
+       "timing": BID}], 200),
+    # frequency per day without the period of 1; times of day without a period
+    ([dosage({"value": 50, "code": "mg"}, {"repeat": {"frequency": 2, "periodUnit": "d"}})], 100),
+    ([dosage({"value": 50, "code": "mg"}, {"repeat": {"when": ["MORN", "EVE"]}})], 100),
+])
+def test_concurrent_instructions_ranges_and_terse_timing(instructions, per_day):
+    dosing = extract_dosing({"dosageInstruction": instructions}, None)
+    assert dosing.max_daily_mg == per_day

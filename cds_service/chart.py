@@ -30,6 +30,7 @@ from cds_service.fhir_fetch import FhirUnavailable
 from cds_service.fhir_read import child
 from cds_service.fhir_read import items
 from cds_service.fhir_read import text
+from cds_service.medications import medication_index
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ class _Gathering:
         usable, resources = usable_prefetch(prefetch, key)
         if usable:
             self.found[key] = list(resources)
+            self.medications.update(medication_index(items(prefetch[key], "entry")))  # by fullUrl too
             more = fhir_fetch.next_link(prefetch[key], (self.server or "") + "/")
             if more and self.server and self.settings.fhir_max_pages > 1:
                 self._start(_Task(key, "more"), more, "Bundle", self.settings.fhir_max_pages - 1)

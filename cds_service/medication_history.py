@@ -18,8 +18,10 @@ from cds_service.fhir_read import number
 from cds_service.fhir_read import text
 from cds_service.fhir_time import parse_time
 from cds_service.knowledge import Ingredient
+from cds_service.medications import Medication
 from cds_service.medications import MedicationMatcher
 from cds_service.medications import order_route
+from cds_service.medications import route_from_name
 
 ACTIVE_STATUSES = {"MedicationRequest": {"active", "on-hold"},
                    "MedicationStatement": {"active", "intended", "on-hold"}}
@@ -42,9 +44,10 @@ class MedicationUse:
     ingredient_count: int
     as_needed: bool
     start: datetime.datetime | None
-    stopped_at: datetime.datetime | None    # the last moment the drug may have been taken
-    recorded: datetime.datetime | None
+    stopped_at: datetime.datetime | None    # the last moment the drug may have been taken, if the record says
+    recorded: datetime.datetime | None      # authored or asserted
     stopped_on: str | None = None           # the stop date as recorded, for display
+    taken_at: datetime.datetime | None = None   # a statement's effectiveDateTime (end of that day)
 
     @property
     def group(self) -> str:
@@ -73,7 +76,12 @@ def _latest(moments) -> datetime.datetime | None:
 
 
 def _end_of_course(dosage: Mapping, start: datetime.datetime | None) -> datetime.datetime | None:
-    """start + boundsDuration, or start + count doses at the stated frequency (a single dose: the start)."""
+    """The last ``timing.event``, or start + boundsDuration, or start + count doses at the stated
+    frequency (a single dose: the start)."""
+    events = child(dosage, "timing").get("event")
+    last_event = _latest(parse_time(event, end_of_period=True) for event in events) if isinstance(events, list) else None
+    if last_event is not None:
+        return last_event
     repeat = child(child(dosage, "timing"), "repeat")
     duration, unit = number(child(repeat, "boundsDuration"), "value"), text(child(repeat, "boundsDuration"), "code")
     if start is None:
@@ -89,18 +97,17 @@ def _end_of_course(dosage: Mapping, start: datetime.datetime | None) -> datetime
 def stop_instant(resource: Mapping) -> datetime.datetime | None:
     """The last moment the drug was (or may have been) taken, for a stopped or completed order.
 
-    kb §0.5 Decision 4's explicit ends first: the latest dosage ``boundsPeriod.end`` (a tapered
-    order has several), then ``effectivePeriod.end``; then what the course itself implies (start +
-    ``boundsDuration`` or ``count``; a statement's ``effectiveDateTime``); last, the dispense
-    ``validityPeriod.end``. A date without a time counts from the end of that day.
+    kb §0.5 Decision 4's ends first: the latest dosage ``boundsPeriod.end`` (a tapered order has
+    several), ``effectivePeriod.end``, the dispense ``validityPeriod.end``; then what the course
+    itself implies (its last ``timing.event``, start + ``boundsDuration`` or ``count``). A date
+    without a time counts from the end of that day, a date-only start from the end of its day.
     """
-    start = _start(resource)
+    start = _start(resource, conservative=True)
     candidates = (
         lambda: _latest(parse_time(bounds.get("end"), end_of_period=True) for bounds in _bounds(resource)),
         lambda: parse_time(child(resource, "effectivePeriod").get("end"), end_of_period=True),
-        lambda: _latest(_end_of_course(dosage, start) for dosage in _dosages(resource)),
-        lambda: parse_time(resource.get("effectiveDateTime"), end_of_period=True),
         lambda: parse_time(child(child(resource, "dispenseRequest"), "validityPeriod").get("end"), end_of_period=True),
+        lambda: _latest(_end_of_course(dosage, start) for dosage in _dosages(resource)),
     )
     return next((moment for moment in (candidate() for candidate in candidates) if moment), None)
 
@@ -113,10 +120,12 @@ def _stop_as_recorded(resource: Mapping) -> str | None:
     return dated[-1][:10] if dated else None
 
 
-def _start(resource: Mapping) -> datetime.datetime | None:
+def _start(resource: Mapping, conservative: bool = False) -> datetime.datetime | None:
+    """When the course began; ``conservative``: a date-only start from the end of that day."""
     starts = [bounds.get("start") for bounds in _bounds(resource)] + [
         child(resource, "effectivePeriod").get("start"), resource.get("effectiveDateTime"), resource.get("authoredOn")]
-    return next((moment for moment in map(parse_time, starts) if moment), None)
+    moments = (parse_time(start, end_of_period=conservative) for start in starts)
+    return next((moment for moment in moments if moment), None)
 
 
 def _status(resource: Mapping, is_draft: bool) -> str | None:
@@ -128,12 +137,7 @@ def _status(resource: Mapping, is_draft: bool) -> str | None:
     return "stopped" if status in STOPPED_STATUSES else None
 
 
-def _uses(resource: Mapping, is_draft: bool, matcher: MedicationMatcher,
-          known: Mapping[str, Mapping]) -> list[MedicationUse]:
-    status = _status(resource, is_draft)
-    if status is None:
-        return []
-    medication = matcher.identify(resource, known)
+def _uses(resource: Mapping, medication: Medication, status: str, matcher: MedicationMatcher) -> list[MedicationUse]:
     route = order_route(resource)
     uses = []
     for match in medication.matches:
@@ -145,7 +149,7 @@ def _uses(resource: Mapping, is_draft: bool, matcher: MedicationMatcher,
             reference=f"{text(resource, 'resourceType')}/{text(resource, 'id') or 'unknown'}",
             status=status,
             route=route,
-            product_route=match.route_hint,
+            product_route=match.route_hint or route_from_name(medication.display),
             dose_form=product.dose_form if product else None,
             ingredient_count=product.ingredient_count if product else 1,
             as_needed=any(d.get("asNeededBoolean") is True or child(d, "asNeededCodeableConcept")
@@ -154,16 +158,24 @@ def _uses(resource: Mapping, is_draft: bool, matcher: MedicationMatcher,
             stopped_at=stop_instant(resource) if status == "stopped" else None,
             recorded=parse_time(resource.get("authoredOn")) or parse_time(resource.get("dateAsserted")),
             stopped_on=_stop_as_recorded(resource) if status == "stopped" else None,
+            taken_at=parse_time(resource.get("effectiveDateTime"), end_of_period=True),
         ))
     return uses
 
 
 def read_medications(chart_resources: Iterable[Mapping], draft_resources: Iterable[Mapping],
-                     matcher: MedicationMatcher, known: Mapping[str, Mapping]) -> tuple[MedicationUse, ...]:
-    """Uses from the chart's orders and statements, then from the other drafts of this session."""
-    uses = []
-    for resource in chart_resources:
-        uses += _uses(resource, False, matcher, known)
-    for resource in draft_resources:
-        uses += _uses(resource, True, matcher, known)
-    return tuple(uses)
+                     matcher: MedicationMatcher, known: Mapping[str, Mapping]
+                     ) -> tuple[tuple[MedicationUse, ...], tuple[str, ...]]:
+    """Uses from the chart's orders and statements, then from the other drafts of this session; and the
+    "MedicationRequest/<id>" of entries whose medicationReference nobody could resolve: their drug is
+    unknown, so an interaction check could miss it (the data-availability card says so)."""
+    uses, unidentified = [], []
+    for resource, is_draft in [(r, False) for r in chart_resources] + [(r, True) for r in draft_resources]:
+        status = _status(resource, is_draft)
+        if status is None:
+            continue
+        medication = matcher.identify(resource, known)
+        uses += _uses(resource, medication, status, matcher)
+        if medication.unresolved_reference:
+            unidentified.append(f"{text(resource, 'resourceType')}/{text(resource, 'id') or 'unknown'}")
+    return tuple(uses), tuple(unidentified)

@@ -29,6 +29,22 @@ ROUTE_WORDS = (
 )
 ROUTE_PATTERN = re.compile(r"\b(" + "|".join(re.escape(word) for word, _ in ROUTE_WORDS) + r")\b")
 ROUTE_BY_WORD = dict(ROUTE_WORDS)
+# Dose-form words in a medication's name, for a product route when no code gave one
+# ("selegiline 5 mg capsule" is oral; "... 6 mg/24 hr patch" transdermal).
+FORM_WORDS = (
+    ("tablet", "oral"), ("tab", "oral"), ("tabs", "oral"), ("capsule", "oral"), ("cap", "oral"), ("caps", "oral"),
+    ("odt", "oral"), ("oral", "oral"), ("by mouth", "oral"), ("patch", "transdermal"), ("transdermal", "transdermal"),
+    ("injection", "injectable"), ("injectable", "injectable"), ("vial", "injectable"), ("infusion", "injectable"),
+    ("iv", "injectable"),
+)
+FORM_PATTERN = re.compile(r"\b(" + "|".join(re.escape(word) for word, _ in FORM_WORDS) + r")\b")
+FORM_BY_WORD = dict(FORM_WORDS)
+
+
+def route_from_name(name: str) -> str | None:
+    """The route a medication's name implies by its dose-form words, when they all agree."""
+    routes = {FORM_BY_WORD[word] for word in FORM_PATTERN.findall(name.lower())}
+    return routes.pop() if len(routes) == 1 else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +64,7 @@ class Medication:
 
     display: str
     matches: tuple[MedicationMatch, ...]
+    unresolved_reference: str | None = None     # a medicationReference nobody could resolve
 
 
 class MedicationMatcher:
@@ -61,8 +78,10 @@ class MedicationMatcher:
         concepts, display = self._concepts(resource, known_medications)
         matches = self._coded_matches(concepts)
         if not matches:
-            matches = self._text_matches(" ".join([display] + [_concept_text(c) for c in concepts]))
-        return Medication(display=display or "unnamed medication", matches=tuple(matches))
+            matches = self._text_matches(" ".join([display] + [t for c in concepts for t in _concept_texts(c)]))
+        reference = text(child(resource, "medicationReference"), "reference")
+        unresolved = reference if reference and not concepts and not child(resource, "medicationCodeableConcept") else None
+        return Medication(display or "unnamed medication", tuple(matches), unresolved if not matches else None)
 
     def _concepts(self, resource: Mapping, known: Mapping[str, Mapping]) -> tuple[list[Mapping], str]:
         concept = child(resource, "medicationCodeableConcept")
@@ -95,9 +114,13 @@ class MedicationMatcher:
         return [MedicationMatch(ingredient, route, None, None) for ingredient, route in self.knowledge.ingredients_in_text(text)]
 
 
+def _concept_texts(concept: Mapping) -> list[str]:
+    """The concept's text and every coding's display (local codes often carry the drug name there)."""
+    return [t for t in [text(concept, "text")] + [text(c, "display") for c in items(concept, "coding")] if t]
+
+
 def _concept_text(concept: Mapping) -> str:
-    texts = [text(concept, "text")] + [text(c, "display") for c in items(concept, "coding")]
-    return next((t for t in texts if t), "")
+    return next(iter(_concept_texts(concept)), "")
 
 
 def _rxnorm_codes(concepts: list[Mapping]) -> list[str]:
@@ -119,10 +142,9 @@ def order_route(resource: Mapping) -> str | None:
     for dosage in items(resource, "dosageInstruction") + items(resource, "dosage"):
         route = child(dosage, "route")
         words = [text(route, "text")] + [text(coding, key) for coding in items(route, "coding") for key in ("display", "code")]
-        for word in filter(None, words):
-            found = ROUTE_PATTERN.search(word.lower())
-            if found:
-                return ROUTE_BY_WORD[found.group(1)]
+        routes = [ROUTE_BY_WORD[found] for word in filter(None, words) for found in ROUTE_PATTERN.findall(word.lower())]
+        if routes:  # "IM/IV": any IV mention wins, the conservative reading for the IV-only contraindications
+            return "intravenous" if "intravenous" in routes else routes[0]
     return None
 
 

@@ -97,6 +97,8 @@ def build_snapshot(chart: Chart, orders: tuple[MilnacipranOrder, ...], draft_res
     other_drafts = [r for index, r in enumerate(draft_resources)
                     if index not in checked and text(r, "resourceType") == "MedicationRequest"]
     readings = read_observations(chart.of_type("Observation"), knowledge, thresholds)
+    medications, unidentified = read_medications(
+        chart.of_type("MedicationRequest") + chart.of_type("MedicationStatement"), other_drafts, matcher, chart.medications)
     age, sex = _age(chart.patient, now), _sex(chart.patient)
     return Snapshot(
         now=now,
@@ -107,8 +109,9 @@ def build_snapshot(chart: Chart, orders: tuple[MilnacipranOrder, ...], draft_res
         heart_rates=tuple(newest_first(readings.get("heart_rate", []))),
         labs={kind: tuple(newest_first(readings.get(kind, []))) for kind in LAB_KINDS},
         hcg_results=tuple(newest_first(readings.get("hcg_qualitative", []))),
-        medications=read_medications(chart.of_type("MedicationRequest") + chart.of_type("MedicationStatement"),
-                                     other_drafts, matcher, chart.medications),
+        medications=medications,
         conditions=read_conditions(chart.of_type("Condition") + chart.of_type("Procedure"), knowledge, now, thresholds),
-        unavailable=chart.unavailable,
+        unavailable=chart.unavailable + tuple(
+            Unavailable(reference, "its medicationReference could not be resolved, so the drug is unknown")
+            for reference in unidentified),
     )

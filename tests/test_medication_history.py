@@ -1,6 +1,7 @@
 """Medication history: status, stop instant (kb §0.5 Decision 4), routes; and what the MAOI rules make of it."""
 
 import datetime
+import json
 
 import pytest
 from builders import MATCHER
@@ -33,16 +34,19 @@ def bounded(*periods, **repeat):
                                        {"start": "2026-11-02", "end": "2026-11-15T10:00:00Z"})),
      datetime.datetime(2026, 11, 15, 10, tzinfo=UTC)),
     (request(effectivePeriod={"end": "2026-11-10T08:00:00Z"}), datetime.datetime(2026, 11, 10, 8, tzinfo=UTC)),
-    # a course: start + boundsDuration
+    # a course: start + boundsDuration, a date-only start counted from the end of its day (UTC-12)
     (request(authoredOn="2026-11-10", dosageInstruction=[{"timing": {"repeat": {
         "boundsDuration": {"value": 10, "code": "d"}, "frequency": 2, "period": 1, "periodUnit": "d"}}}]),
-     datetime.datetime(2026, 11, 20, tzinfo=UTC)),
+     datetime.datetime(2026, 11, 21, 12, tzinfo=UTC)),
+    # the last timing.event
+    (request(dosageInstruction=[{"timing": {"event": ["2026-11-18T09:00:00Z", "2026-11-19T17:40:00Z"]}}]),
+     datetime.datetime(2026, 11, 19, 17, 40, tzinfo=UTC)),
     # a single dose: count 1, the start
     (request(authoredOn="2026-11-19T17:25:00Z", dosageInstruction=[{"timing": {"repeat": {"count": 1}}}]),
      datetime.datetime(2026, 11, 19, 17, 25, tzinfo=UTC)),
-    # a statement known only by the day it was taken: the end of that day (anywhere)
+    # a statement's effectiveDateTime says when it was taken, not that it ended (the MAOI rule uses both)
     ({"resourceType": "MedicationStatement", "id": "s", "status": "completed", "effectiveDateTime": "2026-11-15",
-      "medicationCodeableConcept": {"text": "phenelzine"}}, datetime.datetime(2026, 11, 16, 12, tzinfo=UTC)),
+      "medicationCodeableConcept": {"text": "phenelzine"}}, None),
     (request(), None),
 ])
 def test_stop_instant(resource, expected):
@@ -50,7 +54,7 @@ def test_stop_instant(resource, expected):
 
 
 def maoi_cards(*resources):
-    uses = read_medications(resources, [], MATCHER, {})
+    uses, _ = read_medications(resources, [], MATCHER, {})
     findings = []
     for rule in maoi_washout.RULES:
         findings += rule(orders(), snapshot(medications=uses), POLICY)
@@ -71,6 +75,24 @@ def maoi_cards(*resources):
     (({"resourceType": "MedicationStatement", "id": "s", "status": "completed", "effectiveDateTime": "2026-11-15",
        "medicationCodeableConcept": {"text": "phenelzine 15 mg"}},), [("M1", "critical")]),
     ((request(dosageInstruction=bounded({"end": "2026-11-01"}, {"end": "2026-11-15"})),), [("M1", "critical")]),
+    # taken in June, but asserted stopped 3 days ago with no end date: Decision 4 -> inside
+    (({"resourceType": "MedicationStatement", "id": "s", "status": "completed", "effectiveDateTime": "2026-06-01",
+       "dateAsserted": "2026-11-17", "medicationCodeableConcept": {"text": "phenelzine 15 mg"}},), [("M1", "critical")]),
+    # a linezolid course from a date-only start
+    ((request("completed", {"coding": [{"system": RXNORM, "code": "190376"}]}, authoredOn="2026-11-01",
+              dosageInstruction=[{"timing": {"repeat": {"count": 20, "frequency": 2, "period": 1, "periodUnit": "d",
+                                                        "boundsPeriod": {"start": "2026-11-10"}}}}]),), [("M2", "critical")]),
+    ((request("completed", {"coding": [{"system": RXNORM, "code": "6878"}]}, authoredOn="2026-11-17",
+              dosageInstruction=[{"timing": {"event": ["2026-11-19T17:40:00Z"]}, "route": {"text": "IM/IV"}}]),),
+     [("M3", "critical")]),
+    # selegiline by name: the dose form decides the route
+    ((request("active", {"text": "selegiline 6 mg/24 hr transdermal patch"}, dosageInstruction=[
+        {"route": {"text": "Topical"}}]),), [("M1", "critical")]),
+    ((request("active", {"text": "selegiline 5 mg capsule BID for Parkinson's"}),), [("M4", "warning")]),
+    ((request("active", {"text": "methenamine/sodium phosphate/methylene blue/hyoscyamine tablet"}),), [("M3o", "info")]),
+    # a local code whose display names the drug, while the text abbreviates it
+    ((request("active", {"text": "PHENELZ 15MG TAB", "coding": [
+        {"system": "urn:oid:1.2.3.4", "code": "12345", "display": "phenelzine sulfate 15 mg tablet"}]}),), [("M1", "critical")]),
     ((request("active", {"text": "NARDIL 15 MG TAB", "coding": [{"system": "urn:oid:1.2.3", "code": "9"}]}),),
      [("M1", "critical")]),                                            # brand name, local code
     ((request("active", {"coding": [{"system": RXNORM + "/", "code": "8123"}]}),), [("M1", "critical")]),
@@ -103,3 +125,26 @@ def test_dialysis_procedures_count_when_recent(resource, counts):
     found = read_conditions([resource], MATCHER.knowledge, NOW, POLICY.thresholds)
     assert [c.category for c in found] == (["dialysis"] if counts else [])
     assert all(str(c).endswith("on the record") for c in found)
+
+
+def phenelzine_by_reference(include_medication: bool) -> dict:
+    """Scenario 18 with the phenelzine order pointing at its Medication by a urn:uuid reference."""
+    from test_scenarios import FIXTURES_SCENARIOS
+    scenario = json.loads((FIXTURES_SCENARIOS / "18-maoi-phenelzine-active.json").read_text())
+    bundle = scenario["request"]["prefetch"]["medicationRequests"]
+    order = bundle["entry"][0]["resource"]
+    medication = {"resourceType": "Medication", "code": order.pop("medicationCodeableConcept")}
+    order["medicationReference"] = {"reference": "urn:uuid:0f3c7a52-1111-4c55-9a0b-2e4f6a7b8c9d"}
+    if include_medication:
+        bundle["entry"].append({"fullUrl": "urn:uuid:0f3c7a52-1111-4c55-9a0b-2e4f6a7b8c9d", "resource": medication})
+    return scenario
+
+
+@pytest.mark.parametrize("include_medication, expected", [
+    (True, ("maoi-contraindication", "critical")),     # resolved by the Bundle entry's fullUrl
+    (False, ("data-availability", "warning")),         # unresolvable: the drug is unknown, said so
+])
+def test_a_medication_reference_by_full_url(include_medication, expected):
+    from test_scenarios import run_scenario
+    cards = run_scenario(phenelzine_by_reference(include_medication))
+    assert expected in [(c["source"]["topic"]["code"], c["indicator"]) for c in cards]

@@ -9,7 +9,8 @@ import pytest
 from cds_service import create_app
 from cds_service.fhir_time import parse_time
 
-SCENARIOS = sorted((Path(__file__).parent.parent / "fixtures" / "scenarios").glob("*.json"))
+FIXTURES_SCENARIOS = Path(__file__).parent.parent / "fixtures" / "scenarios"
+SCENARIOS = sorted(FIXTURES_SCENARIOS.glob("*.json"))
 
 
 def load_scenario(path: Path) -> dict:

@@ -16,10 +16,11 @@ CHECKS_BY_KEY = {
     "dialysisProcedures": "dialysis",
 }
 MEDICATION_KEYS = {"medicationRequests", "medicationStatements"}
+MEDICATION_RESOURCES = ("Medication/", "MedicationRequest/", "MedicationStatement/")
 
 
 def _checks(key: str) -> str:
-    if key.startswith("Medication/"):
+    if key.startswith(MEDICATION_RESOURCES):
         return "which drug a medication order refers to (MAOI and interaction checks)"
     return CHECKS_BY_KEY.get(key, "related checks")
 
@@ -29,7 +30,7 @@ def unavailable_data(orders, snapshot, policy):
     missing = [u for u in snapshot.unavailable if u.key != "patient"]
     if not missing:
         return []
-    blind = any(u.key in MEDICATION_KEYS or u.key.startswith("Medication/") for u in missing)
+    blind = any(u.key in MEDICATION_KEYS or u.key.startswith(MEDICATION_RESOURCES) for u in missing)
     lines = [f"{u.key}: {u.reason} — not fully checked: {_checks(u.key)}" for u in missing]
     summary = ("Medication data missing or incomplete: MAOI and interaction checks may have missed drugs. Review them."
                if blind else "Some chart data were unavailable: some milnacipran checks did not run (see details).")

@@ -21,10 +21,11 @@ NOT_READ = "Medication administration records (MAR) are not read: check them for
 def is_psychiatric_selegiline(use) -> bool:
     """Transdermal selegiline (Emsam) is the psychiatric MAOI of 4.1 (kb §0.5 Decision 5).
 
-    Transdermal if the order or the product says so; an unknown route counts as transdermal, the
-    conservative reading for a contraindication. Oral selegiline is rule M4.
+    Transdermal if the order or the product says so (a patch ordered "topical" is on the skin too);
+    an unknown route counts as transdermal, the conservative reading for a contraindication.
+    Oral selegiline is rule M4.
     """
-    return "transdermal" in use.routes or not use.routes
+    return bool(use.routes & {"transdermal", "topical"}) or not use.routes
 
 
 def is_intravenous(use) -> bool:
@@ -40,17 +41,19 @@ def washout_state(use, now: datetime.datetime, window: datetime.timedelta,
                   unknown_for: datetime.timedelta) -> str:
     """'inside' the window, 'outside' it, or 'unknown' (stopped, no stop date, recorded within ``unknown_for``).
 
-    Current use is inside. A stop without any date counts from when the order or statement was
-    recorded (kb §0.5 Decision 4): recorded within the window -> inside.
+    Current use is inside. A stop without an end date counts from when the order or statement was
+    recorded, or from when a statement says the drug was taken, whichever is later (kb §0.5
+    Decision 4): within the window -> inside.
     """
     if use.is_current:
         return "inside"
     if use.stopped_at is not None:
         return "inside" if now - use.stopped_at < window else "outside"
-    recorded = use.recorded or use.start
-    if recorded is not None and now - recorded < window:
+    hints = [moment for moment in (use.recorded, use.taken_at) if moment]
+    if hints and now - max(hints) < window:
         return "inside"
-    return "unknown" if recorded is None or now - recorded < unknown_for else "outside"
+    reference = use.recorded or use.taken_at or use.start
+    return "unknown" if reference is None or now - reference < unknown_for else "outside"
 
 
 def _line(use, now, window, name) -> str:

@@ -10,7 +10,8 @@ import calendar
 import datetime
 import re
 
-LATEST_MIDNIGHT = datetime.timedelta(hours=36)  # the end of a UTC day as seen at UTC-12
+LATE_ZONE = datetime.timedelta(hours=12)           # UTC-12, the last time zone to reach a given clock time
+LATEST_MIDNIGHT = datetime.timedelta(days=1) + LATE_ZONE  # the end of a day as seen at UTC-12
 PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
 
 
@@ -25,8 +26,8 @@ def parse_time(text: object, end_of_period: bool = False) -> datetime.datetime |
         moment = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    if moment.tzinfo is None:  # not valid FHIR; an end read as UTC-12 is never early, anything else as UTC
+        moment = moment.replace(tzinfo=datetime.timezone.utc) + (LATE_ZONE if end_of_period else datetime.timedelta())
     return moment.astimezone(datetime.timezone.utc)
 
 

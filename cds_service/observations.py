@@ -21,7 +21,7 @@ from cds_service.fhir_read import text
 from cds_service.fhir_time import parse_time
 from cds_service.knowledge import Knowledge
 
-LOINC = "http://loinc.org"
+LOINC_SYSTEMS = {"http://loinc.org", "urn:oid:2.16.840.1.113883.6.1"}
 USABLE_STATUSES = {"final", "amended", "corrected", "preliminary", "registered", None}
 RULE_UNITS = {"creatinine": "mg/dL", "weight": "kg", "height": "cm", "egfr": "mL/min/1.73m2", "crcl_measured": "mL/min"}
 UNIT_FAMILY = {"creatinine_mass": "creatinine", "creatinine_molar": "creatinine", "weight": "weight", "height": "height",
@@ -87,7 +87,7 @@ def newest_first(readings: Iterable) -> list:
 
 def _loinc(concept: Any, knowledge: Knowledge) -> str | None:
     return next((code for system, code in codings(concept)
-                 if system == LOINC and code in knowledge.observation_kinds), None)
+                 if (system or "").strip().rstrip("/").lower() in LOINC_SYSTEMS and code in knowledge.observation_kinds), None)
 
 
 def _time(observation: Mapping) -> datetime.datetime | None:
@@ -156,8 +156,13 @@ def read_observations(observations: Iterable[Mapping], knowledge: Knowledge,
     factors = unit_factors(thresholds)
     found: dict[str, list] = {}
     for observation in observations:
+        if text(observation, "status") not in USABLE_STATUSES:
+            continue
         code = _loinc(observation.get("code"), knowledge)
-        if code is None or text(observation, "status") not in USABLE_STATUSES:
+        if code is None:  # another panel code (e.g. a vital-signs panel) may still carry BP components
+            reading = _blood_pressure(observation, "bp_panel", knowledge)
+            if reading is not None:
+                found.setdefault("blood_pressure", []).append(reading)
             continue
         kind = knowledge.observation_kinds[code]
         if kind in BLOOD_PRESSURE_KINDS:

@@ -180,3 +180,9 @@ def test_no_estimate_under_18():
 def test_bands_use_the_unrounded_value(crcl, band):
     from builders import renal
     assert renal(crcl).band(T) == band
+
+
+def test_loinc_system_spellings_are_read():
+    for system in ("urn:oid:2.16.840.1.113883.6.1", "http://loinc.org/", "HTTP://LOINC.ORG"):
+        result = estimate(observation(SCR, 1.0, "mg/dL", 3, system=system), observation(WEIGHT, 70, "kg", 3))
+        assert result.crcl is not None, system

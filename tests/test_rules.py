@@ -473,3 +473,22 @@ def test_two_drafts_each_get_their_own_dose_fix_on_one_card():
     targets = [s["actions"][0]["resource"]["id"] for s in card["suggestions"]]
     assert sorted(targets) == ["a", "a", "b", "b"]
     assert len({s["label"] for s in card["suggestions"]}) == 4
+
+
+def test_readings_a_few_minutes_in_the_future_still_count():
+    pressures = (bp(185, 112, -0.003),)
+    assert fired(blood_pressure.blood_pressure_history(orders(), snapshot(blood_pressures=pressures), POLICY)) == \
+        [("V3", "critical")]
+    assert not blood_pressure.missing_baseline(orders(), snapshot(blood_pressures=pressures, heart_rates=(hr(70, -0.002),)),
+                                               POLICY)
+
+
+def test_bp_components_are_read_under_another_panel_code():
+    from cds_service.observations import read_observations
+    panel = {"resourceType": "Observation", "status": "final", "effectiveDateTime": "2026-11-19T09:00:00Z",
+             "code": {"coding": [{"system": "http://loinc.org", "code": "55284-4"}]},
+             "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                            "valueQuantity": {"value": value, "code": "mm[Hg]"}}
+                           for code, value in (("8480-6", 185), ("8462-4", 112))]}
+    [reading] = read_observations([panel], POLICY.knowledge, POLICY.thresholds)["blood_pressure"]
+    assert (reading.systolic, reading.diastolic) == (185, 112)

@@ -18,7 +18,7 @@ SECTION = "Savella PI §5.3 Elevated blood pressure; §5.4 Elevated heart rate"
 
 def _recent(readings, snapshot, policy):
     days = policy.threshold("bp_hr_window_days")
-    return [r for r in readings if r.when is not None and 0 <= snapshot.days_since(r.when) <= days]
+    return [r for r in readings if r.when is not None and snapshot.days_since(r.when) <= days]  # clock skew: future counts
 
 
 def _bp_text(reading) -> str:

@@ -1,9 +1,11 @@
-"""Creatinine clearance for the label's renal bands (kb §2): Cockcroft-Gault, measured CrCl, eGFR.
+"""Creatinine clearance for the label's renal bands (kb §2): measured CrCl, Cockcroft-Gault, eGFR.
 
-Preference (kb §2.3): a current measured 24-h CrCl; else Cockcroft-Gault from the latest usable
-serum creatinine, weight (basis by BMI, kb §2.2) and age; a lab eGFR de-indexed by BSA is the
-fallback, and when both exist and fall in different bands the lower one is used. Sex unknown:
-both sexes are computed and the lower CrCl is used. Every input is kept for the card.
+Every estimate that can be made is made: a measured 24-h CrCl; Cockcroft-Gault from the latest
+usable serum creatinine, weight (basis by BMI, kb §2.2) and age (both sexes when sex is unknown,
+the lower used; the highest creatinine when it is unstable); the newest lab eGFR, de-indexed by
+BSA when height and weight exist. The band comes from the newest draw: estimates within 48 h of
+the newest result, the reference's preferred one unless another falls in a lower band (kb §2.3);
+older results are shown as not used. Every input is kept for the card.
 """
 
 import dataclasses

@@ -579,21 +579,22 @@ def test_trust_config_rejects_private_keys(tmp_path):
         load_trusted_clients(write_config(tmp_path, {EC_ISS: {"jwks": {"keys": [private_jwk]}}}))
 
 
-def test_trust_config_file_level_errors(tmp_path):
+def test_a_missing_trust_config_file_is_a_config_error(tmp_path):
     with pytest.raises(TrustConfigError, match="cannot read"):
         load_trusted_clients(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON"),
+    ('{"clients": {"https://a": {"jku": ["https://a/j"]}, "https://a": {"jku": ["https://a/j"]}}}',
+     "duplicate key 'https://a'"),
+    ('{"clients": {}}', "'clients'"),
+    ('{"client": {}}', "'client'"),
+])
+def test_trust_config_file_level_errors(tmp_path, content, message):
     bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    with pytest.raises(TrustConfigError, match="not valid JSON"):
-        load_trusted_clients(bad)
-    bad.write_text('{"clients": {"https://a": {"jku": ["https://a/j"]}, "https://a": {"jku": ["https://a/j"]}}}')
-    with pytest.raises(TrustConfigError, match="duplicate key 'https://a'"):
-        load_trusted_clients(bad)
-    bad.write_text('{"clients": {}}')
-    with pytest.raises(TrustConfigError, match="'clients'"):
-        load_trusted_clients(bad)
-    bad.write_text('{"client": {}}')
-    with pytest.raises(TrustConfigError, match="'client'"):
+    bad.write_text(content)
+    with pytest.raises(TrustConfigError, match=message):
         load_trusted_clients(bad)
 
 

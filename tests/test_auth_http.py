@@ -20,12 +20,15 @@ import requests
 from conftest import load_fixture
 from server_process import free_port
 from server_process import running_server
+from test_auth import EC_JWKS_PATH
+from test_auth import EPIC_JWKS_PATH
 from test_auth import JwksServer
 from test_auth import Key
 from test_auth import b64url
-from test_auth import ec1  # noqa: F401  (module-scoped key fixtures)
+from test_auth import ec1  # noqa: F401  (key and JWKS-server fixtures)
 from test_auth import ec_key
 from test_auth import rsa1  # noqa: F401
+from test_auth import server  # noqa: F401
 
 from cds_service import create_app
 from cds_service.logs import JsonFormatter
@@ -36,8 +39,6 @@ SERVICE = "/cds-services/milnacipran-order-sign"
 FEEDBACK = SERVICE + "/feedback"
 EC_ISS = "https://ehr.example.org"
 RSA_ISS = "https://fhir.examplehospital.org/interconnect-fhir-oauth/api/FHIR/R4"
-EC_JWKS = "/ec/jwks.json"
-RSA_JWKS = "/epic/2019/Security/Open/PublicKeys/530005/OIDC"
 EVIL_JWKS = "/evil/jwks.json"
 FEEDBACK_BODY = {"feedback": [{"card": "9368d37b-283f-44a0-93ea-547cebab93ed", "outcome": "overridden",
                                "outcomeTimestamp": "2026-11-20T10:05:31Z"}]}
@@ -87,20 +88,11 @@ def log_guard(caplog, capfd):
 
 
 @pytest.fixture
-def server(ec1, rsa1):
-    srv = JwksServer()
-    srv.routes[EC_JWKS] = {"keys": [ec1.jwk()]}
-    srv.routes[RSA_JWKS] = {"keys": [rsa1.jwk(with_alg=False)]}
-    yield srv
-    srv.close()
-
-
-@pytest.fixture
 def trust_file(tmp_path, server):
     path = tmp_path / "trusted-clients.json"
     path.write_text(json.dumps({"_comment": "HTTP auth tests", "clients": {
-        EC_ISS: {"jku": [server.url(EC_JWKS)]},
-        RSA_ISS: {"jku": [server.url(RSA_JWKS)]},
+        EC_ISS: {"jku": [server.url(EC_JWKS_PATH)]},
+        RSA_ISS: {"jku": [server.url(EPIC_JWKS_PATH)]},
     }}))
     return path
 
@@ -181,17 +173,17 @@ def unauthorized(response, guard: LogGuard, reason: str) -> None:
 
 @pytest.mark.parametrize("path", [DISCOVERY, SERVICE, FEEDBACK])
 def test_valid_es384_via_jku(client, server, tokens, ec1, log_guard, path):
-    ok(call(client, log_guard, path, "Bearer " + tokens.sign(ec1, path=path, jku=EC_JWKS)), log_guard)
-    assert server.hits == {EC_JWKS: 1}
+    ok(call(client, log_guard, path, "Bearer " + tokens.sign(ec1, path=path, jku=EC_JWKS_PATH)), log_guard)
+    assert server.hits == {EC_JWKS_PATH: 1}
 
 
 @pytest.mark.parametrize("path", [DISCOVERY, SERVICE, FEEDBACK])
 def test_valid_rs384_epic_style(client, server, tokens, rsa1, log_guard, path):
     now = int(time.time())
-    token = tokens.sign(rsa1, path=path, iss=RSA_ISS, jku=RSA_JWKS, iat=now, nbf=now - 300, exp=now + 900,
+    token = tokens.sign(rsa1, path=path, iss=RSA_ISS, jku=EPIC_JWKS_PATH, iat=now, nbf=now - 300, exp=now + 900,
                         sub="cds-client-id-123")
     ok(call(client, log_guard, path, "Bearer " + token), log_guard)
-    assert server.hits == {RSA_JWKS: 1}
+    assert server.hits == {EPIC_JWKS_PATH: 1}
 
 
 def test_service_response_with_valid_token(client, tokens, ec1, log_guard):
@@ -261,7 +253,7 @@ def test_replayed_jti(client, tokens, ec1, log_guard):
 
 
 def test_unknown_iss(client, server, tokens, ec1, log_guard):
-    token = tokens.sign(ec1, iss="https://unknown.example.org", jku=EC_JWKS)
+    token = tokens.sign(ec1, iss="https://unknown.example.org", jku=EC_JWKS_PATH)
     unauthorized(call(client, log_guard, SERVICE, "Bearer " + token), log_guard, "iss is not a trusted client")
     assert server.total_hits() == 0
 
@@ -277,22 +269,22 @@ def test_jku_not_on_the_allow_list_is_never_fetched(client, server, tokens, log_
 
 def test_unknown_kid_then_key_rotation(trust_file, server, tokens, ec1, log_guard):
     client = make_app(trust_file, jwks_refetch_seconds=0.3).test_client()
-    ok(call(client, log_guard, SERVICE, "Bearer " + tokens.sign(ec1, jku=EC_JWKS)), log_guard)
-    assert server.hits == {EC_JWKS: 1}
+    ok(call(client, log_guard, SERVICE, "Bearer " + tokens.sign(ec1, jku=EC_JWKS_PATH)), log_guard)
+    assert server.hits == {EC_JWKS_PATH: 1}
 
     ec2 = ec_key("ec-key-2")  # not published yet: unknown kid, and the refetch is rate-limited
-    unauthorized(call(client, log_guard, SERVICE, "Bearer " + tokens.sign(ec2, jku=EC_JWKS)), log_guard, "unknown kid")
-    assert server.hits == {EC_JWKS: 1}
+    unauthorized(call(client, log_guard, SERVICE, "Bearer " + tokens.sign(ec2, jku=EC_JWKS_PATH)), log_guard, "unknown kid")
+    assert server.hits == {EC_JWKS_PATH: 1}
 
-    server.routes[EC_JWKS] = {"keys": [ec2.jwk()]}  # the client rotates to ec2
+    server.routes[EC_JWKS_PATH] = {"keys": [ec2.jwk()]}  # the client rotates to ec2
     time.sleep(0.35)
-    ok(call(client, log_guard, SERVICE, "Bearer " + tokens.sign(ec2, jku=EC_JWKS)), log_guard)
-    assert server.hits == {EC_JWKS: 2}
-    ok(call(client, log_guard, SERVICE, "Bearer " + tokens.sign(ec2, jku=EC_JWKS)), log_guard)  # cached
-    assert server.hits == {EC_JWKS: 2}
+    ok(call(client, log_guard, SERVICE, "Bearer " + tokens.sign(ec2, jku=EC_JWKS_PATH)), log_guard)
+    assert server.hits == {EC_JWKS_PATH: 2}
+    ok(call(client, log_guard, SERVICE, "Bearer " + tokens.sign(ec2, jku=EC_JWKS_PATH)), log_guard)  # cached
+    assert server.hits == {EC_JWKS_PATH: 2}
     # the retired key is gone from the cache, and no refetch happens inside the window
-    unauthorized(call(client, log_guard, SERVICE, "Bearer " + tokens.sign(ec1, jku=EC_JWKS)), log_guard, "unknown kid")
-    assert server.hits == {EC_JWKS: 2}
+    unauthorized(call(client, log_guard, SERVICE, "Bearer " + tokens.sign(ec1, jku=EC_JWKS_PATH)), log_guard, "unknown kid")
+    assert server.hits == {EC_JWKS_PATH: 2}
 
 
 @pytest.mark.parametrize(("value", "reason"), [

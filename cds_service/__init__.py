@@ -10,11 +10,11 @@ from flask import Flask
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
-from cds_service import api
-from cds_service.auth import ClientAuthenticator
-from cds_service.auth import Unauthorized
-from cds_service.auth import load_trusted_clients
-from cds_service.chart import ChartSource
+from cds_service.http import views
+from cds_service.auth.verify import ClientAuthenticator
+from cds_service.auth.verify import Unauthorized
+from cds_service.auth.verify import load_trusted_clients
+from cds_service.chart.source import ChartSource
 from cds_service.errors import CdsError
 from cds_service.errors import operation_outcome
 from cds_service.knowledge import default_knowledge
@@ -23,7 +23,7 @@ from cds_service.pipeline import OrderCheck
 from cds_service.pipeline import utc_now
 from cds_service.policy import load_policy
 from cds_service.rules import RULE_IDS
-from cds_service.services import discovery_document
+from cds_service.contract import discovery_document
 from cds_service.settings import Settings
 from cds_service.settings import SettingsError
 from cds_service.settings import load_settings
@@ -49,8 +49,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
     app.extensions["cds.check"] = OrderCheck(policy, ChartSource(settings), clock)
     app.extensions["cds.discovery"] = discovery_document(knowledge)
     app.extensions["cds.authenticator"] = _authenticator(settings)
-    app.register_blueprint(api.cds)
-    app.register_blueprint(api.health)
+    app.register_blueprint(views.cds)
+    app.register_blueprint(views.health)
     _register_error_handlers(app)
     app.after_request(_cors(settings))
     return app

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from cds_service.auth import TrustConfigError
+from cds_service.auth.verify import TrustConfigError
 from cds_service.errors import CdsError
 from cds_service.policy import PolicyError
 from cds_service.settings import SettingsError
@@ -49,10 +49,10 @@ def evaluate(args: argparse.Namespace) -> int:
     A scenario file (``fixtures/scenarios/*.json``) holds the request under ``request`` and the
     evaluation time under ``now``; ``--now`` overrides the time for either kind of file.
     """
-    from cds_service.chart import ChartSource
-    from cds_service.envelope import parse_envelope
-    from cds_service.envelope import parse_json_object
-    from cds_service.fhir_time import parse_time
+    from cds_service.chart.source import ChartSource
+    from cds_service.request.envelope import parse_envelope
+    from cds_service.request.envelope import parse_json_object
+    from cds_service.fhir.dates import parse_time
     from cds_service.knowledge import default_knowledge
     from cds_service.pipeline import OrderCheck
     from cds_service.pipeline import utc_now

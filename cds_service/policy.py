@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from cds_service.cards import TOPICS
+from cds_service.cards.render import TOPICS
 from cds_service.knowledge import Knowledge
 
 LEVELS = ("info", "warning", "critical", "off")

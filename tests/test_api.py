@@ -192,7 +192,7 @@ def test_an_unexpected_exception_becomes_a_visible_card_and_a_log_line(app, capl
 def test_an_unexpected_exception_outside_the_check_is_not_a_500(app, monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("boom")
-    monkeypatch.setattr("cds_service.api.parse_feedback", crash)
+    monkeypatch.setattr("cds_service.http.views.parse_feedback", crash)
     response = post_json(app.test_client(), SIGN + "/feedback", {"feedback": []})
     assert response.status_code == 503
     assert response.get_json()["resourceType"] == "OperationOutcome"

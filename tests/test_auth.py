@@ -1,4 +1,4 @@
-"""Tests for cds_service.auth: CDS client JWT verification.
+"""Tests for cds_service.auth.verify: CDS client JWT verification.
 
 Tokens are signed with keys generated here (EC P-384, RSA 2048) and, where a
 jku is involved, the JWKS is served by a real loopback HTTP server that counts
@@ -26,12 +26,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from cds_service.auth import ClientAuthenticator
-from cds_service.auth import InMemoryReplayCache
-from cds_service.auth import TrustConfigError
-from cds_service.auth import TrustedClient
-from cds_service.auth import Unauthorized
-from cds_service.auth import load_trusted_clients
+from cds_service.auth.verify import ClientAuthenticator
+from cds_service.auth.verify import InMemoryReplayCache
+from cds_service.auth.verify import TrustConfigError
+from cds_service.auth.verify import TrustedClient
+from cds_service.auth.verify import Unauthorized
+from cds_service.auth.verify import load_trusted_clients
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 BASE = "https://cds.example.org"
@@ -258,7 +258,7 @@ def reject(auth: ClientAuthenticator, header: str | None, caplog, path: str = SE
     credentials = (header or "").strip().partition(" ")[2]
     for secret in secret_parts(credentials):
         assert secret not in reason
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "cds_service.auth"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "cds_service.auth.verify"]
     assert warnings and reason in warnings[-1].getMessage()
     return reason
 

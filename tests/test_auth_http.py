@@ -340,7 +340,7 @@ def test_require_jwt_false_passes_without_token_and_warns(log_guard):
     response = app.test_client().get(DISCOVERY)
     assert response.status_code == 200
     warnings = [r for r in log_guard.records() if r.levelno == logging.WARNING and OFF_WARNING in r.getMessage()]
-    assert len(warnings) == 2 and warnings[-1].name == "cds_service.api"
+    assert len(warnings) == 2 and warnings[-1].name == "cds_service.http.views"
     assert app.test_client().post(SERVICE, json=load_fixture("requests/non-milnacipran-order.json")).status_code == 200
     assert log_guard.check().count(OFF_WARNING) >= 3 + 3  # records and the JSON lines on stderr
 

@@ -10,8 +10,8 @@ from builders import POLICY
 from builders import orders
 from builders import snapshot
 
-from cds_service.medication_history import read_medications
-from cds_service.medication_history import stop_instant
+from cds_service.snapshot.medication_history import read_medications
+from cds_service.snapshot.medication_history import stop_instant
 from cds_service.rules import maoi_washout
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -121,7 +121,7 @@ def procedure(status="completed", **fields):
     (procedure("entered-in-error", performedDateTime="2026-11-18"), False),
 ])
 def test_dialysis_procedures_count_when_recent(resource, counts):
-    from cds_service.problem_list import read_conditions
+    from cds_service.snapshot.problem_list import read_conditions
     found = read_conditions([resource], MATCHER.knowledge, NOW, POLICY.thresholds)
     assert [c.category for c in found] == (["dialysis"] if counts else [])
     assert all(str(c).endswith("on the record") for c in found)

@@ -7,9 +7,9 @@ from builders import NOW
 from builders import days_ago
 from builders import orders
 
-from cds_service.chart import Chart
-from cds_service.renal_estimate import cockcroft_gault
-from cds_service.renal_estimate import dosing_weight
+from cds_service.chart.source import Chart
+from cds_service.snapshot.creatinine_clearance import cockcroft_gault
+from cds_service.snapshot.creatinine_clearance import dosing_weight
 from cds_service.snapshot import build_snapshot
 
 T = KNOWLEDGE.thresholds

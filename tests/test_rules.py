@@ -15,9 +15,9 @@ from builders import snapshot
 from builders import use
 from conformance import assert_valid_r4
 
-from cds_service.chart import Unavailable
-from cds_service.observations import CodedResult
-from cds_service.observations import Measurement
+from cds_service.chart.source import Unavailable
+from cds_service.snapshot.labs_and_vitals import CodedResult
+from cds_service.snapshot.labs_and_vitals import Measurement
 from cds_service.rules import RULES
 from cds_service.rules import age as age_rules
 from cds_service.rules import bleeding_risk
@@ -465,7 +465,7 @@ def test_a_titration_pack_order_is_not_replaced_by_a_flat_renal_dose():
 
 
 def test_two_drafts_each_get_their_own_dose_fix_on_one_card():
-    from cds_service.cards import render_cards
+    from cds_service.cards.render import render_cards
     two = orders(draft_resource(100, 2, order_id="a"), draft_resource(100, 2, order_id="b"))
     findings = [dataclasses.replace(f, topic="renal-function")
                 for f in renal_function.renal_dose_ceiling(two, snapshot(renal=renal(20)), POLICY)]
@@ -484,7 +484,7 @@ def test_readings_a_few_minutes_in_the_future_still_count():
 
 
 def test_bp_components_are_read_under_another_panel_code():
-    from cds_service.observations import read_observations
+    from cds_service.snapshot.labs_and_vitals import read_observations
     panel = {"resourceType": "Observation", "status": "final", "effectiveDateTime": "2026-11-19T09:00:00Z",
              "code": {"coding": [{"system": "http://loinc.org", "code": "55284-4"}]},
              "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": code}]},

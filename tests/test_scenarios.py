@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cds_service import create_app
-from cds_service.fhir_time import parse_time
+from cds_service.fhir.dates import parse_time
 
 FIXTURES_SCENARIOS = Path(__file__).parent.parent / "fixtures" / "scenarios"
 SCENARIOS = sorted(FIXTURES_SCENARIOS.glob("*.json"))

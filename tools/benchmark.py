@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from cds_service import create_app  # noqa: E402
-from cds_service.fhir_time import parse_time  # noqa: E402
+from cds_service.fhir.dates import parse_time  # noqa: E402
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ rule that raises into a visible "check could not run" finding on its topic, neve
 import dataclasses
 import logging
 
-from cds_service.cards import TOPICS
+from cds_service.cards.render import TOPICS
 from cds_service.findings import Finding
 from cds_service.rules import age
 from cds_service.rules import bleeding_risk

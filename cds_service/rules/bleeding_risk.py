@@ -1,9 +1,9 @@
 """Increased risk of bleeding (label 5.9, 2023): anticoagulants, antiplatelets, NSAIDs, aspirin."""
 
 from cds_service.findings import Finding
-from cds_service.rules.common import bullet_list
-from cds_service.rules.common import describe_use
-from cds_service.rules.common import name_list
+from cds_service.rules.wording import bullet_list
+from cds_service.rules.wording import describe_use
+from cds_service.rules.wording import name_list
 
 IDS = ("B1", "B2", "B3")
 SECTION = "Savella PI §5.9 Increased risk of bleeding"

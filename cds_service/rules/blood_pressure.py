@@ -6,11 +6,11 @@ treat first, and reduce or stop on a sustained rise.
 
 from statistics import mean
 
-from cds_service.fhir_time import show_date
+from cds_service.fhir.dates import show_date
 from cds_service.findings import Finding
-from cds_service.rules.common import bullet_list
-from cds_service.rules.common import order_observation
-from cds_service.rules.common import patient_id
+from cds_service.rules.wording import bullet_list
+from cds_service.rules.wording import order_observation
+from cds_service.rules.wording import patient_id
 
 IDS = ("V1", "V2", "V3", "V4", "V5")
 SECTION = "Savella PI §5.3 Elevated blood pressure; §5.4 Elevated heart rate"

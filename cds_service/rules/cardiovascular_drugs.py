@@ -1,7 +1,7 @@
 """Digoxin, clonidine, epinephrine and norepinephrine (label 7.4, 7.6)."""
 
 from cds_service.findings import Finding
-from cds_service.rules.common import describe_use
+from cds_service.rules.wording import describe_use
 
 IDS = ("C1", "C2", "C3", "C4", "C4p")
 SECTION = "Savella PI §7.4 Epinephrine and norepinephrine; §7.6 Digoxin and clonidine"

@@ -4,7 +4,7 @@ Each is one category of conditions.csv, one card topic, one label section.
 """
 
 from cds_service.findings import Finding
-from cds_service.rules.common import bullet_list
+from cds_service.rules.wording import bullet_list
 
 IDS = ("AL1", "SZ1", "BP1", "G1")
 

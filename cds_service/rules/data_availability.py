@@ -1,7 +1,7 @@
 """Data availability: chart data the service could not obtain, and the checks that therefore did not run."""
 
 from cds_service.findings import Finding
-from cds_service.rules.common import bullet_list
+from cds_service.rules.wording import bullet_list
 
 IDS = ("DA1",)
 # Which checks each prefetch key feeds (services.prefetch_templates).

@@ -4,14 +4,14 @@ All three checks need a dose; a draft without one (order-select) is skipped quie
 """
 
 from cds_service.findings import Finding
-from cds_service.rules.common import RXNORM
-from cds_service.rules.common import UCUM
-from cds_service.rules.common import change_dose
-from cds_service.rules.common import dosage
-from cds_service.rules.common import for_order
-from cds_service.rules.common import is_new_start
-from cds_service.rules.common import replaced_order
-from cds_service.rules.common import update_draft
+from cds_service.rules.wording import RXNORM
+from cds_service.rules.wording import UCUM
+from cds_service.rules.wording import change_dose
+from cds_service.rules.wording import dosage
+from cds_service.rules.wording import for_order
+from cds_service.rules.wording import is_new_start
+from cds_service.rules.wording import replaced_order
+from cds_service.rules.wording import update_draft
 
 IDS = ("D1", "D2", "D3")
 SECTION = "Savella PI §2.1 Recommended dosing"

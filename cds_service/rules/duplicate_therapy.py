@@ -3,8 +3,8 @@
 from cds_service.findings import Action
 from cds_service.findings import Finding
 from cds_service.findings import Suggestion
-from cds_service.rules.common import bullet_list
-from cds_service.rules.common import describe_use
+from cds_service.rules.wording import bullet_list
+from cds_service.rules.wording import describe_use
 
 IDS = ("D5",)
 SECTION = "Savella PI §2.1 Dosing (same moiety: therapeutic duplication)"

@@ -1,8 +1,8 @@
 """Hepatic (label 5.6, 2.3): chronic liver disease, hepatic failure, abnormal liver tests."""
 
-from cds_service.fhir_time import show_date
+from cds_service.fhir.dates import show_date
 from cds_service.findings import Finding
-from cds_service.rules.common import bullet_list
+from cds_service.rules.wording import bullet_list
 
 IDS = ("H1", "H2", "H3")
 SECTION = "Savella PI §5.6 Hepatotoxicity; §2.3 Hepatic impairment"

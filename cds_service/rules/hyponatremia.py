@@ -1,8 +1,8 @@
 """Hyponatremia (label 5.8): low sodium recently, or hyponatremia on the problem list."""
 
-from cds_service.fhir_time import show_date
+from cds_service.fhir.dates import show_date
 from cds_service.findings import Finding
-from cds_service.rules.common import bullet_list
+from cds_service.rules.wording import bullet_list
 
 IDS = ("NA1",)
 

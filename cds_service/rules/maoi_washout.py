@@ -6,11 +6,11 @@ Medication administrations (MAR) are not read yet (kb §0.5 Decision 6); the car
 
 import datetime
 
-from cds_service.fhir_time import show_time
+from cds_service.fhir.dates import show_time
 from cds_service.findings import Finding
-from cds_service.rules.common import bullet_list
-from cds_service.rules.common import cancel_orders
-from cds_service.rules.common import describe_use
+from cds_service.rules.wording import bullet_list
+from cds_service.rules.wording import cancel_orders
+from cds_service.rules.wording import describe_use
 
 IDS = ("M1", "M1u", "M2", "M2u", "M3", "M3u", "M3o", "M4")
 SECTION = "Savella PI §4.1 Contraindications (MAOIs); §2.5–2.6; §5.2 Serotonin syndrome"

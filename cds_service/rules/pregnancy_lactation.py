@@ -1,8 +1,8 @@
 """Pregnancy and lactation (label 8.1, 8.2/8.3)."""
 
-from cds_service.fhir_time import show_date
+from cds_service.fhir.dates import show_date
 from cds_service.findings import Finding
-from cds_service.rules.common import bullet_list
+from cds_service.rules.wording import bullet_list
 
 IDS = ("P1", "P2")
 POSITIVE_WORDS = ("positive", "detected", "pos", "reactive")

@@ -1,14 +1,14 @@
 """Renal function (label 2.2): CrCl band, renal dose ceiling, ESRD/dialysis, missing or stale data."""
 
 from cds_service.findings import Finding
-from cds_service.renal_estimate import show_crcl
-from cds_service.rules.common import bullet_list
-from cds_service.rules.common import cancel_orders
-from cds_service.rules.common import change_dose
-from cds_service.rules.common import for_order
-from cds_service.rules.common import is_new_start
-from cds_service.rules.common import order_observation
-from cds_service.rules.common import patient_id
+from cds_service.snapshot.creatinine_clearance import show_crcl
+from cds_service.rules.wording import bullet_list
+from cds_service.rules.wording import cancel_orders
+from cds_service.rules.wording import change_dose
+from cds_service.rules.wording import for_order
+from cds_service.rules.wording import is_new_start
+from cds_service.rules.wording import order_observation
+from cds_service.rules.wording import patient_id
 
 IDS = ("R2", "R3", "R4", "R4b", "R5", "R6", "R7")
 SECTION = "Savella PI §2.2 Dosing in patients with renal impairment"

@@ -3,9 +3,9 @@
 import datetime
 
 from cds_service.findings import Finding
-from cds_service.rules.common import bullet_list
-from cds_service.rules.common import describe_use
-from cds_service.rules.common import name_list
+from cds_service.rules.wording import bullet_list
+from cds_service.rules.wording import describe_use
+from cds_service.rules.wording import name_list
 
 IDS = ("S1", "S2", "S3", "S4", "S5")
 SECTION = "Savella PI §5.2 Serotonin syndrome; §7 Drug interactions"

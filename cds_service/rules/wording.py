@@ -4,15 +4,15 @@ import copy
 import datetime
 from collections.abc import Sequence
 
-from cds_service.cards import prune
-from cds_service.fhir_read import child
-from cds_service.fhir_read import items
-from cds_service.fhir_time import show_date
+from cds_service.cards.render import prune
+from cds_service.fhir.read import child
+from cds_service.fhir.read import items
+from cds_service.fhir.dates import show_date
 from cds_service.findings import Action
 from cds_service.findings import Suggestion
-from cds_service.medication_history import MedicationUse
-from cds_service.orders import MilnacipranOrder
-from cds_service.orders import is_valid_r4
+from cds_service.snapshot.medication_history import MedicationUse
+from cds_service.orders.milnacipran_orders import MilnacipranOrder
+from cds_service.orders.milnacipran_orders import is_valid_r4
 from cds_service.policy import Policy
 from cds_service.snapshot import Snapshot
 

@@ -11,10 +11,10 @@ none) are taken together, as FHIR means them: 100 mg in the morning and 100 mg a
 import dataclasses
 from collections.abc import Mapping
 
-from cds_service.fhir_read import child
-from cds_service.fhir_read import items
-from cds_service.fhir_read import number
-from cds_service.fhir_read import text
+from cds_service.fhir.read import child
+from cds_service.fhir.read import items
+from cds_service.fhir.read import number
+from cds_service.fhir.read import text
 
 MILLIGRAM_UNITS = {"mg": 1.0, "milligram": 1.0, "milligrams": 1.0, "g": 1000.0, "gram": 1000.0, "grams": 1000.0}
 TABLET_UNITS = {"{pill}", "{tbl}", "{tablet}", "{tablets}", "tab", "tabs", "tablet", "tablets", "pill", "pills"}

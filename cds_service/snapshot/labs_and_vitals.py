@@ -14,11 +14,11 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
 
-from cds_service.fhir_read import child
-from cds_service.fhir_read import items
-from cds_service.fhir_read import number
-from cds_service.fhir_read import text
-from cds_service.fhir_time import parse_time
+from cds_service.fhir.read import child
+from cds_service.fhir.read import items
+from cds_service.fhir.read import number
+from cds_service.fhir.read import text
+from cds_service.fhir.dates import parse_time
 from cds_service.knowledge import Knowledge
 
 LOINC_SYSTEMS = {"http://loinc.org", "urn:oid:2.16.840.1.113883.6.1"}

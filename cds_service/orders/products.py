@@ -10,9 +10,9 @@ import dataclasses
 import re
 from collections.abc import Mapping
 
-from cds_service.fhir_read import child
-from cds_service.fhir_read import items
-from cds_service.fhir_read import text
+from cds_service.fhir.read import child
+from cds_service.fhir.read import items
+from cds_service.fhir.read import text
 from cds_service.knowledge import Ingredient
 from cds_service.knowledge import Knowledge
 

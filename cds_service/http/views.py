@@ -14,11 +14,11 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
-from cds_service.envelope import parse_envelope
-from cds_service.envelope import parse_json_object
+from cds_service.request.envelope import parse_envelope
+from cds_service.request.envelope import parse_json_object
 from cds_service.errors import NotFound
-from cds_service.feedback import parse_feedback
-from cds_service.services import SERVICES_BY_ID
+from cds_service.request.feedback import parse_feedback
+from cds_service.contract import SERVICES_BY_ID
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
-from cds_service.fhir_time import show_date
+from cds_service.fhir.dates import show_date
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,17 +11,17 @@ import datetime
 from collections.abc import Iterable
 from collections.abc import Mapping
 
-from cds_service.dose import doses_per_day
-from cds_service.fhir_read import child
-from cds_service.fhir_read import items
-from cds_service.fhir_read import number
-from cds_service.fhir_read import text
-from cds_service.fhir_time import parse_time
+from cds_service.orders.dose import doses_per_day
+from cds_service.fhir.read import child
+from cds_service.fhir.read import items
+from cds_service.fhir.read import number
+from cds_service.fhir.read import text
+from cds_service.fhir.dates import parse_time
 from cds_service.knowledge import Ingredient
-from cds_service.medications import Medication
-from cds_service.medications import MedicationMatcher
-from cds_service.medications import order_route
-from cds_service.medications import route_from_name
+from cds_service.orders.products import Medication
+from cds_service.orders.products import MedicationMatcher
+from cds_service.orders.products import order_route
+from cds_service.orders.products import route_from_name
 
 ACTIVE_STATUSES = {"MedicationRequest": {"active", "on-hold"},
                    "MedicationStatement": {"active", "intended", "on-hold"}}

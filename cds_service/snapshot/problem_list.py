@@ -11,12 +11,12 @@ import datetime
 from collections.abc import Iterable
 from collections.abc import Mapping
 
-from cds_service.fhir_read import child
-from cds_service.fhir_read import items
-from cds_service.fhir_read import text
-from cds_service.fhir_time import parse_time
+from cds_service.fhir.read import child
+from cds_service.fhir.read import items
+from cds_service.fhir.read import text
+from cds_service.fhir.dates import parse_time
 from cds_service.knowledge import Knowledge
-from cds_service.observations import codings
+from cds_service.snapshot.labs_and_vitals import codings
 
 CURRENT_CLINICAL_STATUSES = {"active", "recurrence", "relapse", None}
 EXCLUDED_VERIFICATION = {"refuted", "entered-in-error"}

@@ -12,15 +12,15 @@ from typing import Any
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from pydantic import ValidationError
 
-from cds_service.dose import Dosing
-from cds_service.dose import extract_dosing
-from cds_service.envelope import Envelope
+from cds_service.orders.dose import Dosing
+from cds_service.orders.dose import extract_dosing
+from cds_service.request.envelope import Envelope
 from cds_service.errors import BadRequest
-from cds_service.fhir_read import items
-from cds_service.fhir_read import text
-from cds_service.medications import MedicationMatch
-from cds_service.medications import MedicationMatcher
-from cds_service.medications import medication_index
+from cds_service.fhir.read import items
+from cds_service.fhir.read import text
+from cds_service.orders.products import MedicationMatch
+from cds_service.orders.products import MedicationMatcher
+from cds_service.orders.products import medication_index
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,13 +24,13 @@ from typing import Any
 from urllib.parse import quote
 from urllib.parse import urlsplit
 
-from cds_service import fhir_fetch
-from cds_service.fhir_fetch import Fetched
-from cds_service.fhir_fetch import FhirUnavailable
-from cds_service.fhir_read import child
-from cds_service.fhir_read import items
-from cds_service.fhir_read import text
-from cds_service.medications import medication_index
+from cds_service.chart import fetch as fhir_fetch
+from cds_service.chart.fetch import Fetched
+from cds_service.chart.fetch import FhirUnavailable
+from cds_service.fhir.read import child
+from cds_service.fhir.read import items
+from cds_service.fhir.read import text
+from cds_service.orders.products import medication_index
 
 log = logging.getLogger(__name__)
 

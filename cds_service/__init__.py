@@ -1,29 +1,35 @@
-"""Milnacipran order check: a CDS Hooks 2.0 service for ``order-select`` and ``order-sign``."""
+"""Milnacipran order check: a CDS Hooks 2.0 service for ``order-select`` and ``order-sign``.
+
+``create_app`` is the one composition root: the server, the ``evaluate`` command and the tests
+all build the pipeline here.
+"""
 
 import datetime
 import logging
+import time
 from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 
+import requests
 from flask import Flask
-from flask import jsonify
-from werkzeug.exceptions import HTTPException
 
-from cds_service.http import views
 from cds_service.auth.verify import ClientAuthenticator
-from cds_service.auth.verify import Unauthorized
+from cds_service.auth.verify import ReplayCache
 from cds_service.auth.verify import load_trusted_clients
 from cds_service.chart.source import ChartSource
-from cds_service.errors import CdsError
-from cds_service.errors import operation_outcome
+from cds_service.http import views
+from cds_service.http.components import Components
+from cds_service.http.components import install
+from cds_service.http.cors import add_cors
+from cds_service.http.discovery import discovery_document
+from cds_service.http.errors import register_error_handlers
 from cds_service.knowledge import default_knowledge
 from cds_service.logs import configure_logging
 from cds_service.pipeline import OrderCheck
 from cds_service.pipeline import utc_now
 from cds_service.policy import load_policy
-from cds_service.rules import RULE_IDS
-from cds_service.contract import discovery_document
+from cds_service.rules.registry import RULE_CATALOGUE
 from cds_service.settings import Settings
 from cds_service.settings import SettingsError
 from cds_service.settings import load_settings
@@ -32,31 +38,38 @@ log = logging.getLogger(__name__)
 
 
 def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None,
-               clock: Callable[[], datetime.datetime] = utc_now) -> Flask:
-    """Build the app: settings, knowledge and policy, authentication, endpoints, error handling, CORS.
+               clock: Callable[[], datetime.datetime] = utc_now,
+               auth_clock: Callable[[], float] = time.time,
+               fetch_jwks: Callable[[str], dict] | None = None,
+               replay_cache: ReplayCache | None = None,
+               chart_session: requests.Session | None = None) -> Flask:
+    """Build the app: settings, knowledge and policy, the order check, authentication, endpoints.
 
-    ``config`` overrides settings by field name (``{"require_jwt": False}``); ``clock`` gives the
-    time the rules see. Both are for tests and tools.
+    ``config`` overrides settings by field name (``{"require_jwt": False}``). The outside world can
+    be injected, for tests and tools: ``clock`` (the time the rules see), ``auth_clock``,
+    ``fetch_jwks`` and ``replay_cache`` (JWT verification) and ``chart_session`` (FHIR queries).
     """
     settings = load_settings(environ, config)
     configure_logging(settings.log_level)
     knowledge = default_knowledge()
-    policy = load_policy(settings.policy_file, knowledge, RULE_IDS)
+    policy = load_policy(settings.policy_file, knowledge, RULE_CATALOGUE)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.extensions["cds.settings"] = settings
-    app.extensions["cds.check"] = OrderCheck(policy, ChartSource(settings), clock)
-    app.extensions["cds.discovery"] = discovery_document(knowledge)
-    app.extensions["cds.authenticator"] = _authenticator(settings)
+    install(app, Components(
+        settings=settings,
+        check=OrderCheck(policy, ChartSource(settings, chart_session), clock),
+        discovery=discovery_document(knowledge),
+        authenticator=_authenticator(settings, auth_clock, fetch_jwks, replay_cache),
+    ))
     app.register_blueprint(views.cds)
     app.register_blueprint(views.health)
-    _register_error_handlers(app)
-    app.after_request(_cors(settings))
+    register_error_handlers(app)
+    add_cors(app, settings)
     return app
 
 
-def _authenticator(settings: Settings) -> ClientAuthenticator | None:
+def _authenticator(settings: Settings, clock, fetch_jwks, replay_cache) -> ClientAuthenticator | None:
     if not settings.require_jwt:
         log.warning("CDS_REQUIRE_JWT=false: JWT authentication is OFF. Never run like this in production.")
         return None
@@ -66,36 +79,9 @@ def _authenticator(settings: Settings) -> ClientAuthenticator | None:
     return ClientAuthenticator(
         load_trusted_clients(settings.trusted_clients_file),
         public_base_url=settings.public_base_url,
+        replay_cache=replay_cache,
+        fetch_jwks=fetch_jwks,
+        clock=clock,
         leeway=settings.jwt_leeway_seconds,
         jwks_refetch_interval=settings.jwks_refetch_seconds,
     )
-
-
-def _register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(CdsError)
-    def cds_error(error: CdsError):
-        return jsonify(operation_outcome(error.message, error.issue_code)), error.status
-
-    @app.errorhandler(Unauthorized)
-    def unauthorized(error: Unauthorized):
-        return jsonify(operation_outcome("Unauthorized", "security")), 401
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
-        return jsonify(operation_outcome(f"{error.name}: {error.description}", "processing")), error.code
-
-    @app.errorhandler(Exception)
-    def unexpected(error: Exception):
-        log.exception("unexpected error")
-        return jsonify(operation_outcome("The service hit an internal error; it was logged.", "exception")), 503
-
-
-def _cors(settings: Settings):
-    def add_cors_headers(response):
-        response.headers["Access-Control-Allow-Origin"] = settings.cors_allow_origin
-        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
-        response.headers["Access-Control-Allow-Private-Network"] = "true"
-        response.headers["Access-Control-Max-Age"] = "600"
-        return response
-    return add_cors_headers

@@ -47,27 +47,23 @@ def evaluate(args: argparse.Namespace) -> int:
     """Print the response a request (or scenario) file would get, without a server or authentication.
 
     A scenario file (``fixtures/scenarios/*.json``) holds the request under ``request`` and the
-    evaluation time under ``now``; ``--now`` overrides the time for either kind of file.
+    evaluation time under ``now``; ``--now`` overrides the time for either kind of file. The
+    pipeline is the served one, built by ``create_app`` (authentication off).
     """
-    from cds_service.chart.source import ChartSource
+    from cds_service import create_app
+    from cds_service.fhir.dates import parse_time
+    from cds_service.http.components import components
+    from cds_service.pipeline import utc_now
     from cds_service.request.envelope import parse_envelope
     from cds_service.request.envelope import parse_json_object
-    from cds_service.fhir.dates import parse_time
-    from cds_service.knowledge import default_knowledge
-    from cds_service.pipeline import OrderCheck
-    from cds_service.pipeline import utc_now
-    from cds_service.policy import load_policy
-    from cds_service.rules import RULE_IDS
 
     try:
         data = parse_json_object(Path(args.request).read_bytes())
         request = data["request"] if isinstance(data.get("request"), dict) else data
         now = parse_time(args.now or data.get("now"))
         envelope = parse_envelope(request, expected_hook=str(request.get("hook")))
-        settings = load_settings()
-        check = OrderCheck(load_policy(settings.policy_file, default_knowledge(), RULE_IDS), ChartSource(settings),
-                           (lambda: now) if now else utc_now)
-        response = check.evaluate(envelope)
+        app = create_app({"require_jwt": False, "log_level": "ERROR"}, clock=(lambda: now) if now else utc_now)
+        response = components(app).check.evaluate(envelope)
     except OSError as error:
         print(f"cannot read {args.request}: {error.strerror}", file=sys.stderr)
         return 2
@@ -90,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate_parser = commands.add_parser("evaluate", help="print the response to a request file")
     evaluate_parser.add_argument("request", help="a CDS Hooks request JSON file, or a scenario file")
     evaluate_parser.add_argument("--now", help="evaluation time, e.g. 2026-11-20T15:00:00Z (default: now)")
+    evaluate_parser.add_argument("--format", choices=("json",), default="json", help="output format (default json)")
     evaluate_parser.set_defaults(run=evaluate)
     args = parser.parse_args(argv)
     try:

@@ -1,16 +1,10 @@
-"""The two CDS services of the contract and their discovery document.
+"""The names other systems depend on: the two CDS services and the card topic vocabulary.
 
-Ids, hooks and prefetch templates live only here. Templates stay within the CDS Hooks 2.0
-query subset (read, type search by patient, token equality with comma-OR lists, ``_sort``,
-``_count``); their codes come from the knowledge files, so a code is never typed twice.
+Service ids, hooks and topic codes are the contract of ``shared/design.md``; they live only here,
+below every pipeline stage, so that the policy, the rules and the cards read one vocabulary.
 """
 
 import dataclasses
-
-from cds_service.knowledge import Knowledge
-
-LOINC = "http://loinc.org"
-SNOMED = "http://snomed.info/sct"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,37 +25,26 @@ SERVICES = (
 )
 SERVICES_BY_ID = {service.id: service for service in SERVICES}
 
+INDICATORS = ("info", "warning", "critical")  # least to most urgent
 
-def _observation_search(knowledge: Knowledge, kinds: tuple[str, ...], count: int) -> str:
-    codes = ",".join(f"{LOINC}|{loinc}" for loinc, kind in knowledge.observation_kinds.items() if kind in kinds)
-    return f"Observation?patient={{{{context.patientId}}}}&code={codes}&_sort=-date&_count={count}"
-
-
-def prefetch_templates(knowledge: Knowledge) -> dict[str, str]:
-    """Prefetch key -> template, narrow enough for the rules and no more."""
-    dialysis = ",".join(f"{SNOMED}|{code}" for code in knowledge.snomed_codes_in_category("dialysis"))
-    return {
-        "patient": "Patient/{{context.patientId}}",
-        "renalLabs": _observation_search(knowledge, (
-            "creatinine_mass", "creatinine_molar", "egfr", "crcl_cockcroft_gault", "crcl_measured"), 50),
-        "bodyMeasures": _observation_search(knowledge, ("weight", "height"), 20),
-        "vitalSigns": _observation_search(knowledge, (
-            "bp_panel", "systolic_bp", "diastolic_bp", "heart_rate"), 30),
-        "otherLabs": _observation_search(knowledge, (
-            "alt", "ast", "bilirubin_total", "hcg_qualitative", "hcg_quantitative", "sodium"), 30),
-        "medicationRequests": "MedicationRequest?patient={{context.patientId}}&status=active,on-hold,stopped,completed",
-        "medicationStatements": "MedicationStatement?patient={{context.patientId}}"
-                                "&status=active,intended,on-hold,stopped,completed",
-        "conditions": "Condition?patient={{context.patientId}}&clinical-status=active,recurrence,relapse",
-        "dialysisProcedures": f"Procedure?patient={{{{context.patientId}}}}&code={dialysis}",
-    }
-
-
-def discovery_document(knowledge: Knowledge) -> dict:
-    """The body of ``GET /cds-services``."""
-    prefetch = prefetch_templates(knowledge)
-    return {"services": [
-        {"hook": service.hook, "id": service.id, "title": service.title,
-         "description": service.description, "prefetch": prefetch}
-        for service in SERVICES
-    ]}
+TOPIC_SYSTEM = "urn:milnacipran-cds:card-topic"
+TOPICS = {
+    "renal-function": "Renal function",
+    "maoi-contraindication": "MAOI contraindication",
+    "serotonin-syndrome": "Serotonin syndrome",
+    "bleeding-risk": "Bleeding risk",
+    "cardiovascular-interaction": "Cardiovascular interaction",
+    "blood-pressure-heart-rate": "Blood pressure and heart rate",
+    "dose-titration": "Dose and titration",
+    "duplicate-therapy": "Duplicate therapy",
+    "age": "Age",
+    "suicidality": "Suicidality",
+    "hepatic": "Hepatic",
+    "alcohol": "Alcohol",
+    "pregnancy-lactation": "Pregnancy and lactation",
+    "seizure": "Seizure",
+    "mania": "Mania",
+    "angle-closure-glaucoma": "Angle-closure glaucoma",
+    "hyponatremia": "Hyponatremia",
+    "data-availability": "Data availability",
+}

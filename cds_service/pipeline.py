@@ -23,8 +23,8 @@ from cds_service.orders.products import MedicationMatcher
 from cds_service.orders.products import medication_index
 from cds_service.orders.milnacipran_orders import find_milnacipran_orders
 from cds_service.policy import Policy
-from cds_service.rules import evaluate_rules
-from cds_service.contract import prefetch_templates
+from cds_service.rules.engine import evaluate_rules
+from cds_service.chart.prefetch import prefetch_templates
 from cds_service.snapshot import build_snapshot
 
 log = logging.getLogger(__name__)

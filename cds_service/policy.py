@@ -8,7 +8,7 @@ A policy file (``CDS_POLICY_FILE``) is JSON::
 
 Without a file the defaults reproduce the knowledge reference. Anything invalid raises
 ``PolicyError`` naming the key, and the service refuses to start. The label's
-contraindications (``CONTRAINDICATION_RULES``) can be raised or lowered but never turned off.
+contraindications (as the rule registry declares them) can be raised or lowered but never turned off.
 """
 
 import dataclasses
@@ -18,11 +18,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from cds_service.cards.render import TOPICS
+from cds_service.contract import INDICATORS
+from cds_service.contract import TOPICS
 from cds_service.knowledge import Knowledge
 
-LEVELS = ("info", "warning", "critical", "off")
-CONTRAINDICATION_RULES = {"M1", "M2", "M3", "R5"}
+LEVELS = (*INDICATORS, "off")
 
 
 class PolicyError(ValueError):
@@ -61,15 +61,15 @@ def _thresholds(raw: Any, knowledge: Knowledge) -> dict[str, float]:
     return merged
 
 
-def _indicators(raw: Any, rule_ids: set[str]) -> dict[str, str]:
+def _indicators(raw: Any, rules: Mapping[str, bool]) -> dict[str, str]:
     if not isinstance(raw, Mapping):
         raise PolicyError("'indicators' must be an object of rule id -> info|warning|critical|off")
     for rule_id, level in raw.items():
-        if rule_id not in rule_ids:
+        if rule_id not in rules:
             raise PolicyError(f"indicators.{rule_id}: unknown rule id (see cds_service/rules/README.md)")
         if level not in LEVELS:
             raise PolicyError(f"indicators.{rule_id}: must be one of {', '.join(LEVELS)}, not {level!r}")
-        if level == "off" and rule_id in CONTRAINDICATION_RULES:
+        if level == "off" and rules[rule_id]:
             raise PolicyError(f"indicators.{rule_id}: a label contraindication cannot be turned off")
     return dict(raw)
 
@@ -90,8 +90,9 @@ def _override_reasons(raw: Any) -> tuple[dict, ...]:
     return tuple(dict(reason) for reason in raw)
 
 
-def load_policy(path: str | None, knowledge: Knowledge, rule_ids: set[str]) -> Policy:
-    """The site policy from ``path`` (None: the defaults), validated against the knowledge."""
+def load_policy(path: str | None, knowledge: Knowledge, rules: Mapping[str, bool]) -> Policy:
+    """The site policy from ``path`` (None: the defaults), validated against the knowledge and the
+    rule registry's catalogue (rule id -> whether it is a label contraindication)."""
     if path is None:
         return default_policy(knowledge)
     try:
@@ -108,7 +109,7 @@ def load_policy(path: str | None, knowledge: Knowledge, rule_ids: set[str]) -> P
     return Policy(
         knowledge=knowledge,
         thresholds=MappingProxyType(_thresholds(raw.get("thresholds", {}), knowledge)),
-        indicators=MappingProxyType(_indicators(raw.get("indicators", {}), rule_ids)),
+        indicators=MappingProxyType(_indicators(raw.get("indicators", {}), rules)),
         override_reasons=_override_reasons(raw["overrideReasons"]) if "overrideReasons" in raw
         else knowledge.override_reasons,
         source=str(path),

@@ -13,6 +13,8 @@ from cds_service.orders.milnacipran_orders import find_milnacipran_orders
 from cds_service.policy import default_policy
 from cds_service.snapshot.problem_list import ConditionEntry
 from cds_service.snapshot.creatinine_clearance import RenalEstimate
+from cds_service.rules.engine import evaluate_rules
+from cds_service.rules.registry import RULES
 from cds_service.snapshot import Snapshot
 
 NOW = datetime.datetime(2026, 11, 20, 15, 0, tzinfo=datetime.timezone.utc)
@@ -96,3 +98,8 @@ def snapshot(**fields) -> Snapshot:
 
 def with_policy(**thresholds):
     return dataclasses.replace(POLICY, thresholds={**POLICY.thresholds, **thresholds})
+
+
+def run_rules(module, draft_orders, patient, policy=POLICY) -> list:
+    """The findings of one rule module's registered rules, through the engine (so ids are stamped)."""
+    return evaluate_rules(draft_orders, patient, policy, rules=[r for r in RULES if r.check.__module__ == module.__name__])

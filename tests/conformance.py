@@ -3,8 +3,8 @@
 import importlib
 import uuid
 
-from cds_service.cards.render import TOPIC_SYSTEM
-from cds_service.cards.render import TOPICS
+from cds_service.contract import TOPIC_SYSTEM
+from cds_service.contract import TOPICS
 
 INDICATORS = {"info", "warning", "critical"}
 

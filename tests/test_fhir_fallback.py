@@ -23,7 +23,7 @@ from cds_service.request.envelope import parse_envelope
 from cds_service.chart.fetch import FhirUnavailable
 from cds_service.chart.fetch import fetch
 from cds_service.knowledge import default_knowledge
-from cds_service.contract import prefetch_templates
+from cds_service.chart.prefetch import prefetch_templates
 from cds_service.settings import load_settings
 
 LOINC = "http://loinc.org"

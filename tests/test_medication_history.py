@@ -7,6 +7,7 @@ import pytest
 from builders import MATCHER
 from builders import NOW
 from builders import POLICY
+from builders import run_rules
 from builders import orders
 from builders import snapshot
 
@@ -55,9 +56,7 @@ def test_stop_instant(resource, expected):
 
 def maoi_cards(*resources):
     uses, _ = read_medications(resources, [], MATCHER, {})
-    findings = []
-    for rule in maoi_washout.RULES:
-        findings += rule(orders(), snapshot(medications=uses), POLICY)
+    findings = run_rules(maoi_washout, orders(), snapshot(medications=uses))
     return [(f.rule_id, f.indicator) for f in findings]
 
 

@@ -6,50 +6,24 @@ Every card gets a uuid4, a summary under 140 characters, an indicator, a source 
 anywhere. Findings of one topic become one card: one card per problem, not per drug pair.
 """
 
+import logging
 import uuid
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
-from typing import Any
 
+from cds_service.contract import TOPIC_SYSTEM
+from cds_service.contract import TOPICS
+from cds_service.fhir.r4 import prune
 from cds_service.findings import Finding
 from cds_service.findings import Suggestion
+from cds_service.findings import check_could_not_run
 
-TOPIC_SYSTEM = "urn:milnacipran-cds:card-topic"
-TOPICS = {
-    "renal-function": "Renal function",
-    "maoi-contraindication": "MAOI contraindication",
-    "serotonin-syndrome": "Serotonin syndrome",
-    "bleeding-risk": "Bleeding risk",
-    "cardiovascular-interaction": "Cardiovascular interaction",
-    "blood-pressure-heart-rate": "Blood pressure and heart rate",
-    "dose-titration": "Dose and titration",
-    "duplicate-therapy": "Duplicate therapy",
-    "age": "Age",
-    "suicidality": "Suicidality",
-    "hepatic": "Hepatic",
-    "alcohol": "Alcohol",
-    "pregnancy-lactation": "Pregnancy and lactation",
-    "seizure": "Seizure",
-    "mania": "Mania",
-    "angle-closure-glaucoma": "Angle-closure glaucoma",
-    "hyponatremia": "Hyponatremia",
-    "data-availability": "Data availability",
-}
+log = logging.getLogger(__name__)
+
 SOURCE_LABEL = "Milnacipran order check"
 LABEL_URL = "https://dailymed.nlm.nih.gov/dailymed/drugInfo.cfm?setid=c288bf12-cbab-4bc5-afb8-9853c0a15792"
 SUMMARY_LIMIT = 139
-
-
-def prune(value: Any) -> Any:
-    """``value`` without None, empty strings, empty lists or empty objects, at any depth."""
-    if isinstance(value, Mapping):
-        pruned = {key: prune(item) for key, item in value.items()}
-        return {key: item for key, item in pruned.items() if item not in (None, "", [], {})}
-    if isinstance(value, (list, tuple)):
-        pruned = [prune(item) for item in value]
-        return [item for item in pruned if item not in (None, "", [], {})]
-    return value
 
 
 def _short(summary: str) -> str:
@@ -121,4 +95,14 @@ def render_cards(findings: Iterable[Finding], knowledge_version: str, override_r
     for finding in findings:
         by_topic.setdefault(finding.topic, []).append(finding)
     groups = sorted(by_topic.values(), key=lambda group: -max(finding.rank for finding in group))
-    return [render_card(group, knowledge_version, override_reasons) for group in groups]
+    return [_isolated(group, knowledge_version, override_reasons) for group in groups]
+
+
+def _isolated(findings: Sequence[Finding], knowledge_version: str, override_reasons: Sequence[Mapping]) -> dict:
+    """The topic's card; if it cannot be rendered, that topic's "check could not run" card instead."""
+    try:
+        return render_card(findings, knowledge_version, override_reasons)
+    except Exception:
+        topic = findings[0].topic
+        log.exception("card failed to render", extra={"fields": {"topic": topic}})
+        return render_card([check_could_not_run(topic, "card")], knowledge_version, override_reasons)

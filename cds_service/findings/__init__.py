@@ -4,7 +4,11 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-INDICATOR_RANK = {"info": 0, "warning": 1, "critical": 2}
+from cds_service.contract import INDICATORS
+from cds_service.contract import TOPICS
+
+INDICATOR_RANK = {indicator: rank for rank, indicator in enumerate(INDICATORS)}
+LABEL = "Savella prescribing information"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +32,8 @@ class Suggestion:
 class Finding:
     """A problem a rule found (or a check it could not run), in the clinician's words.
 
-    ``topic`` and ``rule_id`` are stamped by the rule engine; rules leave them empty.
+    ``topic`` is stamped by the rule engine from the registry, and so is ``rule_id`` when the
+    rule has only one; a rule with several ids names the one it found.
     """
 
     indicator: str
@@ -42,3 +47,10 @@ class Finding:
     @property
     def rank(self) -> int:
         return INDICATOR_RANK[self.indicator]
+
+
+def check_could_not_run(topic: str, what: str) -> Finding:
+    """The visible stand-in for a check of ``topic`` that crashed or produced something unusable."""
+    return Finding("warning", f"The {TOPICS[topic].lower()} check could not run: review this yourself.",
+                   "An internal error stopped this check, so it gives no assurance. It was logged for the CDS team.",
+                   LABEL, topic=topic, rule_id=f"{what}-failed")

@@ -1,6 +1,7 @@
 """HTTP endpoints: discovery, the two services, feedback, health; CORS and authentication.
 
-Views are thin: parse, hand over to ``OrderCheck`` or ``parse_feedback``, return JSON.
+Views are thin: parse, hand over to the order check or the feedback parser, return JSON.
+Collaborators come from ``components()``; errors and CORS are registered by ``create_app``.
 """
 
 import logging
@@ -19,6 +20,7 @@ from cds_service.request.envelope import parse_json_object
 from cds_service.errors import NotFound
 from cds_service.request.feedback import parse_feedback
 from cds_service.contract import SERVICES_BY_ID
+from cds_service.http.components import components
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ def authenticate():
     g.started = time.perf_counter()
     if request.method == "OPTIONS":
         return
-    authenticator = current_app.extensions["cds.authenticator"]
+    authenticator = components().authenticator
     if authenticator is None:
         log.warning("JWT authentication is OFF (CDS_REQUIRE_JWT=false): local use only")
         return
@@ -63,7 +65,7 @@ def authenticate():
 
 @cds.get("/cds-services")
 def discovery():
-    return jsonify(current_app.extensions["cds.discovery"])
+    return jsonify(components().discovery)
 
 
 @cds.post("/cds-services/<service_id>")
@@ -71,7 +73,7 @@ def call_service(service_id: str):
     service = _service(service_id)
     envelope = parse_envelope(parse_json_object(_body()), service.hook)
     g.hook_instance = envelope.hook_instance
-    response = current_app.extensions["cds.check"].evaluate(envelope)
+    response = components().check.evaluate(envelope)
     g.card_topics = [card["source"]["topic"]["code"] for card in response["cards"]]
     return jsonify(response)
 
@@ -104,4 +106,4 @@ def healthz():
 @health.get("/readyz")
 def readyz():
     """Knowledge is loaded and the service can answer hooks."""
-    return jsonify({"status": "ready", "knowledgeVersion": current_app.extensions["cds.check"].knowledge.version})
+    return jsonify({"status": "ready", "knowledgeVersion": components().check.knowledge.version})

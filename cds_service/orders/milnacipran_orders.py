@@ -9,9 +9,6 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from fhir.resources.R4B.medicationrequest import MedicationRequest
-from pydantic import ValidationError
-
 from cds_service.orders.dose import Dosing
 from cds_service.orders.dose import extract_dosing
 from cds_service.request.envelope import Envelope
@@ -59,14 +56,6 @@ def normalise_draft(resource: Mapping, patient_id: str) -> dict:
     draft.setdefault("subject", {"reference": f"Patient/{patient_id}"})
     return draft
 
-
-def is_valid_r4(draft: Mapping) -> bool:
-    """Whether a MedicationRequest validates against the R4B model (the check before it is sent back)."""
-    try:
-        MedicationRequest.model_validate(draft)
-    except (ValidationError, TypeError, KeyError, ValueError):  # the R4B models raise more than ValidationError on odd input
-        return False
-    return True
 
 
 def find_milnacipran_orders(envelope: Envelope, matcher: MedicationMatcher,

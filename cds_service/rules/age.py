@@ -2,7 +2,6 @@
 
 from cds_service.findings import Finding
 
-IDS = ("A1", "A2", "A3")
 
 
 def age(orders, snapshot, policy):
@@ -27,5 +26,3 @@ def age(orders, snapshot, policy):
                         "Savella PI §8.5 Geriatric use; §5.8 Hyponatremia", rule_id="A3")]
     return []
 
-
-RULES = (age,)

@@ -5,7 +5,6 @@ from cds_service.rules.wording import bullet_list
 from cds_service.rules.wording import describe_use
 from cds_service.rules.wording import name_list
 
-IDS = ("B1", "B2", "B3")
 SECTION = "Savella PI §5.9 Increased risk of bleeding"
 NON_SYSTEMIC_ROUTES = {"topical", "ophthalmic"}  # kb §0.5 Decision 7
 
@@ -35,5 +34,3 @@ def bleeding_risk(orders, snapshot, policy):
                     f"Bleeding risk with {names}: monitor for bleeding" + (" and INR." if "warfarin" in names else "."),
                     detail, SECTION, rule_id=rule_id)]
 
-
-RULES = (bleeding_risk,)

@@ -9,10 +9,8 @@ from statistics import mean
 from cds_service.fhir.dates import show_date
 from cds_service.findings import Finding
 from cds_service.rules.wording import bullet_list
-from cds_service.rules.wording import order_observation
-from cds_service.rules.wording import patient_id
+from cds_service.findings.suggestions import order_observation
 
-IDS = ("V1", "V2", "V3", "V4", "V5")
 SECTION = "Savella PI §5.3 Elevated blood pressure; §5.4 Elevated heart rate"
 
 
@@ -104,11 +102,9 @@ def missing_baseline(orders, snapshot, policy):
     if not kinds:
         return []
     missing = " and ".join({"bp_panel": "blood pressure", "heart_rate": "heart rate"}[kind] for kind in kinds)
-    suggestion = order_observation(policy, kinds, patient_id(orders), f"Order {missing}",
+    suggestion = order_observation(policy.knowledge, kinds, orders[0].patient_id, f"Order {missing}",
                                    "Baseline before starting milnacipran (label 5.3/5.4)")
     return [Finding("info", f"No {missing} in the last {policy.threshold('bp_hr_window_days'):g} days: the label asks "
                     "for a baseline before starting.", f"Missing within the window: {missing}.", SECTION,
                     (suggestion,), rule_id="V1")]
 
-
-RULES = (blood_pressure_history, tachycardia, sustained_rise_on_treatment, missing_baseline)

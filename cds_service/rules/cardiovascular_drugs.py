@@ -3,7 +3,6 @@
 from cds_service.findings import Finding
 from cds_service.rules.wording import describe_use
 
-IDS = ("C1", "C2", "C3", "C4", "C4p")
 SECTION = "Savella PI §7.4 Epinephrine and norepinephrine; §7.6 Digoxin and clonidine"
 PARENTERAL_ROUTES = {"intravenous", "injectable"}
 
@@ -38,5 +37,3 @@ def cardiovascular_interaction(orders, snapshot, policy):
                                     "arrhythmia possible with milnacipran. Monitor closely.", line, SECTION, rule_id="C4"))
     return findings
 
-
-RULES = (cardiovascular_interaction,)

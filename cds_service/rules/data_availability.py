@@ -3,7 +3,6 @@
 from cds_service.findings import Finding
 from cds_service.rules.wording import bullet_list
 
-IDS = ("DA1",)
 # Which checks each prefetch key feeds (services.prefetch_templates).
 CHECKS_BY_KEY = {
     "renalLabs": "renal function and dose ceiling",
@@ -38,5 +37,3 @@ def unavailable_data(orders, snapshot, policy):
                     "A check that could not run is not a check that passed.\n\n" + bullet_list(lines),
                     "Savella prescribing information", rule_id="DA1")]
 
-
-RULES = (unavailable_data,)

@@ -4,16 +4,12 @@ All three checks need a dose; a draft without one (order-select) is skipped quie
 """
 
 from cds_service.findings import Finding
-from cds_service.rules.wording import RXNORM
-from cds_service.rules.wording import UCUM
-from cds_service.rules.wording import change_dose
-from cds_service.rules.wording import dosage
-from cds_service.rules.wording import for_order
-from cds_service.rules.wording import is_new_start
-from cds_service.rules.wording import replaced_order
-from cds_service.rules.wording import update_draft
+from cds_service.findings.suggestions import change_dose
+from cds_service.findings.suggestions import for_order
+from cds_service.rules.new_start import is_new_start
+from cds_service.findings.suggestions import switch_to_titration_pack
+from cds_service.findings.suggestions import titration_schedule
 
-IDS = ("D1", "D2", "D3")
 SECTION = "Savella PI §2.1 Recommended dosing"
 
 
@@ -27,7 +23,7 @@ def maximum_daily_dose(orders, snapshot, policy):
         if daily is None or daily <= policy.threshold("max_daily_mg"):
             continue
         suggestion = None if severe else change_dose(
-            order, policy, maximum, 2, for_order(f"Change to {maximum:g} mg twice a day", order, orders), recommended=True)
+            order, policy.knowledge, maximum, 2, for_order(f"Change to {maximum:g} mg twice a day", order, orders), recommended=True)
         findings.append(Finding(
             "warning", f"{daily:g} mg/day exceeds the {policy.threshold('max_daily_mg'):g} mg/day maximum; doses above it "
             "were not studied.", f"Ordered: {order.dosing.describe()}." + (
@@ -47,7 +43,7 @@ def divided_doses(orders, snapshot, policy):
         if not (once_daily or step.mg_per_dose > policy.threshold("max_single_dose_mg")):
             continue
         half = step.mg_per_day / 2
-        suggestion = change_dose(order, policy, half, 2, for_order(f"Change to {half:g} mg twice a day", order, orders)) \
+        suggestion = change_dose(order, policy.knowledge, half, 2, for_order(f"Change to {half:g} mg twice a day", order, orders)) \
             if step.mg_per_day <= policy.threshold("max_daily_mg") else None
         summary = (f"Ordered once a day ({step.mg_per_dose:g} mg): milnacipran is given in two divided doses a day."
                    if once_daily else f"Single dose of {step.mg_per_dose:g} mg: give milnacipran in two divided doses a day.")
@@ -56,21 +52,6 @@ def divided_doses(orders, snapshot, policy):
                                 (suggestion,) if suggestion else (), rule_id="D2"))
     return findings
 
-
-def titration_schedule(policy) -> list[dict]:
-    """The label's titration: day 1 12.5 mg once; days 2-3 12.5 mg BID; days 4-7 25 mg BID; then 50 mg BID."""
-    day1 = policy.threshold("titration_day1_mg")
-    steps = [(day1, 1, 1, "Day 1"), (policy.threshold("titration_days2_3_daily_mg") / 2, 2, 2, "Days 2-3"),
-             (policy.threshold("titration_days4_7_daily_mg") / 2, 2, 4, "Days 4-7"),
-             (policy.threshold("titration_day8_daily_mg") / 2, 2, None, "Day 8 onward")]
-    instructions = []
-    for sequence, (mg, per_day, days, label) in enumerate(steps, start=1):
-        instruction = dosage(mg, per_day, f"{label}: {mg:g} mg {'once' if per_day == 1 else 'twice'} a day")
-        instruction["sequence"] = sequence
-        if days:
-            instruction["timing"]["repeat"]["boundsDuration"] = {"value": days, "unit": "d", "system": UCUM, "code": "d"}
-        instructions.append(instruction)
-    return instructions
 
 
 def titration_on_new_start(orders, snapshot, policy):
@@ -82,7 +63,6 @@ def titration_on_new_start(orders, snapshot, policy):
     impaired = snapshot.renal.band(policy.thresholds) in ("severe", "esrd") or snapshot.conditions_in("esrd", "dialysis")
     if impaired or not is_new_start(snapshot, policy):
         return []
-    pack = next(code for code in policy.knowledge.milnacipran_codes.values() if code.titration_pack and code.tty == "BPCK")
     findings = []
     for order in orders:
         dosing = order.dosing
@@ -90,18 +70,13 @@ def titration_on_new_start(orders, snapshot, policy):
         if (order.match.titration_pack or first is None or dosing.is_titrated
                 or first < policy.threshold("usual_maintenance_daily_mg")):
             continue
-        medication = {"coding": [{"system": RXNORM, "code": pack.rxcui, "display": pack.name}], "text": pack.name}
-        resource = replaced_order(order, medication, titration_schedule(policy),
-                                  {"quantity": {"value": 1, "unit": "pack"}, "numberOfRepeatsAllowed": 0})
-        suggestion = update_draft(order, for_order("Switch to the Savella 4-week titration pack", order, orders),
-                                  f"Replace {order.display} with the titration pack and sig", resource)
+        suggestion = switch_to_titration_pack(order, policy.knowledge, policy.thresholds,
+                                              for_order("Switch to the Savella 4-week titration pack", order, orders))
         suggestions = (suggestion,) if suggestion else ()
         findings.append(Finding(
             "info", f"New start at {first:g} mg/day: the label titrates from "
             f"{policy.threshold('titration_day1_mg'):g} mg over the first week.",
             f"Ordered: {dosing.describe()}.\n\nLabel titration: "
-            + "; ".join(step["text"] for step in titration_schedule(policy)) + ".", SECTION, suggestions, rule_id="D3"))
+            + "; ".join(step["text"] for step in titration_schedule(policy.thresholds)) + ".", SECTION, suggestions, rule_id="D3"))
     return findings
 
-
-RULES = (maximum_daily_dose, divided_doses, titration_on_new_start)

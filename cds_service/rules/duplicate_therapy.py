@@ -1,12 +1,10 @@
 """Duplicate therapy (kb §1b D5): another milnacipran order, or levomilnacipran (its enantiomer)."""
 
-from cds_service.findings import Action
 from cds_service.findings import Finding
-from cds_service.findings import Suggestion
+from cds_service.findings.suggestions import remove_drafts
 from cds_service.rules.wording import bullet_list
 from cds_service.rules.wording import describe_use
 
-IDS = ("D5",)
 SECTION = "Savella PI §2.1 Dosing (same moiety: therapeutic duplication)"
 
 
@@ -20,12 +18,7 @@ def duplicate_milnacipran(orders, snapshot, policy):
     if not lines:
         return []
     removable = [u.reference for u in drafts] + [order.reference for order in orders[1:]]
-    suggestions = (Suggestion("Remove the other milnacipran draft", tuple(
-        Action("delete", f"Remove the duplicate draft {reference}", resource_id=reference) for reference in removable)),) \
-        if removable else ()
     return [Finding("warning", "Milnacipran is already ordered or active (or levomilnacipran): avoid duplicate therapy.",
                     "If this order replaces the existing one, discontinue the old order.\n\n" + bullet_list(lines),
-                    SECTION, suggestions, rule_id="D5")]
+                    SECTION, remove_drafts("Remove the other milnacipran draft", removable), rule_id="D5")]
 
-
-RULES = (duplicate_milnacipran,)

@@ -4,7 +4,6 @@ from cds_service.fhir.dates import show_date
 from cds_service.findings import Finding
 from cds_service.rules.wording import bullet_list
 
-IDS = ("H1", "H2", "H3")
 SECTION = "Savella PI §5.6 Hepatotoxicity; §2.3 Hepatic impairment"
 
 
@@ -41,5 +40,3 @@ def abnormal_liver_tests(orders, snapshot, policy):
                     "Stop milnacipran if jaundice or other evidence of liver dysfunction appears.\n\n" + bullet_list(lines),
                     SECTION, rule_id="H3")]
 
-
-RULES = (liver_disease, abnormal_liver_tests)

@@ -4,7 +4,6 @@ from cds_service.fhir.dates import show_date
 from cds_service.findings import Finding
 from cds_service.rules.wording import bullet_list
 
-IDS = ("NA1",)
 
 
 def hyponatremia(orders, snapshot, policy):
@@ -19,5 +18,3 @@ def hyponatremia(orders, snapshot, policy):
     return [Finding("info", "Low sodium: hyponatremia (SIADH) can occur with milnacipran, mostly in the elderly. Monitor.",
                     bullet_list(lines), "Savella PI §5.8 Hyponatremia", rule_id="NA1")]
 
-
-RULES = (hyponatremia,)

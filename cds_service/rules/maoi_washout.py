@@ -9,10 +9,9 @@ import datetime
 from cds_service.fhir.dates import show_time
 from cds_service.findings import Finding
 from cds_service.rules.wording import bullet_list
-from cds_service.rules.wording import cancel_orders
+from cds_service.findings.suggestions import cancel_orders
 from cds_service.rules.wording import describe_use
 
-IDS = ("M1", "M1u", "M2", "M2u", "M3", "M3u", "M3o", "M4")
 SECTION = "Savella PI §4.1 Contraindications (MAOIs); §2.5–2.6; §5.2 Serotonin syndrome"
 INTRAVENOUS_ROUTES = {"intravenous", "injectable"}
 NOT_READ = "Medication administration records (MAR) are not read: check them for recent doses too."
@@ -123,5 +122,3 @@ def other_maoi(orders, snapshot, policy):
                     f"MAO inhibitors impair serotonin metabolism (label §5.2).\n\n"
                     f"{bullet_list([describe_use(u, snapshot.now) for u in uses])}", SECTION, rule_id="M4")]
 
-
-RULES = (psychiatric_maoi, linezolid_or_intravenous_methylene_blue, other_maoi)

@@ -4,7 +4,6 @@ from cds_service.fhir.dates import show_date
 from cds_service.findings import Finding
 from cds_service.rules.wording import bullet_list
 
-IDS = ("P1", "P2")
 POSITIVE_WORDS = ("positive", "detected", "pos", "reactive")
 NEGATIVE_WORDS = ("negative", "not detected", "neg", "nonreactive", "non-reactive")
 
@@ -36,5 +35,3 @@ def pregnancy_lactation(orders, snapshot, policy):
                                 "Savella PI §8.2 Lactation", rule_id="P2"))
     return findings
 
-
-RULES = (pregnancy_lactation,)

@@ -3,14 +3,12 @@
 from cds_service.findings import Finding
 from cds_service.snapshot.creatinine_clearance import show_crcl
 from cds_service.rules.wording import bullet_list
-from cds_service.rules.wording import cancel_orders
-from cds_service.rules.wording import change_dose
-from cds_service.rules.wording import for_order
-from cds_service.rules.wording import is_new_start
-from cds_service.rules.wording import order_observation
-from cds_service.rules.wording import patient_id
+from cds_service.findings.suggestions import cancel_orders
+from cds_service.findings.suggestions import change_dose
+from cds_service.findings.suggestions import for_order
+from cds_service.rules.new_start import is_new_start
+from cds_service.findings.suggestions import order_observation
 
-IDS = ("R2", "R3", "R4", "R4b", "R5", "R6", "R7")
 SECTION = "Savella PI §2.2 Dosing in patients with renal impairment"
 
 
@@ -66,15 +64,15 @@ def _severe_band_finding(order, daily, orders, snapshot, policy):
     target, ceiling = policy.threshold("renal_target_dose_mg"), policy.threshold("renal_max_dose_mg")
     if daily is not None and daily > policy.threshold("renal_max_daily_mg"):
         suggestions = tuple(s for s in (
-            change_dose(order, policy, target, 2, for_order(f"Change to {target:g} mg twice a day", order, orders),
+            change_dose(order, policy.knowledge, target, 2, for_order(f"Change to {target:g} mg twice a day", order, orders),
                         recommended=True),
-            change_dose(order, policy, ceiling, 2, for_order(f"Change to {ceiling:g} mg twice a day", order, orders)),
+            change_dose(order, policy.knowledge, ceiling, 2, for_order(f"Change to {ceiling:g} mg twice a day", order, orders)),
         ) if s)
         return Finding("warning", f"Severe renal impairment ({crcl}): {daily:g} mg/day exceeds the "
                        f"{policy.threshold('renal_max_daily_mg'):g} mg/day renal maximum. Reduce the dose.",
                        f"Ordered: {order.dosing.describe()}.\n\n{detail}", SECTION, suggestions, rule_id="R4")
     if daily is not None and daily > policy.threshold("renal_target_daily_mg") and is_new_start(snapshot, policy):
-        suggestion = change_dose(order, policy, target, 2, for_order(f"Change to {target:g} mg twice a day", order, orders))
+        suggestion = change_dose(order, policy.knowledge, target, 2, for_order(f"Change to {target:g} mg twice a day", order, orders))
         return Finding("info", f"Severe renal impairment ({crcl}): start maintenance at "
                        f"{policy.threshold('renal_target_daily_mg'):g} mg/day; increase only on response.",
                        f"Ordered: {order.dosing.describe()}.\n\n{detail}", SECTION,
@@ -96,7 +94,7 @@ def missing_renal_data(orders, snapshot, policy):
         reasons.append(f"age {snapshot.age}")
     detail = (f"Label dosing depends on creatinine clearance, which could not be estimated.\n\n{bullet_list(reasons)}"
               f"\n\n{_ceiling_text(policy)}")
-    suggestion = order_observation(policy, ("creatinine_mass",), patient_id(orders), "Order a serum creatinine",
+    suggestion = order_observation(policy.knowledge, ("creatinine_mass",), orders[0].patient_id, "Order a serum creatinine",
                                    "Creatinine clearance for milnacipran renal dosing")
     return [Finding("warning" if ckd or elderly else "info",
                     "Renal dosing unknown: no recent creatinine or weight on file. Order a serum creatinine.",
@@ -109,10 +107,8 @@ def stale_or_unstable_renal_data(orders, snapshot, policy):
     if renal.crcl is None or not (renal.stale or renal.unstable):
         return []
     problem = "unstable" if renal.unstable else f"based on a creatinine {snapshot.days_since(renal.measured_at):.0f} days old"
-    suggestion = order_observation(policy, ("creatinine_mass",), patient_id(orders), "Order a serum creatinine",
+    suggestion = order_observation(policy.knowledge, ("creatinine_mass",), orders[0].patient_id, "Order a serum creatinine",
                                    "Repeat creatinine for milnacipran renal dosing")
     return [Finding("info", f"Renal estimate {problem}: repeat the serum creatinine before maintenance dosing.",
                     _estimate_text(renal), SECTION, (suggestion,), rule_id="R7")]
 
-
-RULES = (end_stage_renal_disease, renal_dose_ceiling, missing_renal_data, stale_or_unstable_renal_data)

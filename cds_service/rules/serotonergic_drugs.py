@@ -7,7 +7,6 @@ from cds_service.rules.wording import bullet_list
 from cds_service.rules.wording import describe_use
 from cds_service.rules.wording import name_list
 
-IDS = ("S1", "S2", "S3", "S4", "S5")
 SECTION = "Savella PI §5.2 Serotonin syndrome; §7 Drug interactions"
 LABEL_LIST_GROUPS = ("triptan", "tca", "serotonergic_opioid", "other_serotonergic", "amphetamine")
 REUPTAKE_INHIBITOR_GROUPS = ("ssri", "snri")
@@ -42,5 +41,3 @@ def recent_fluoxetine(orders, snapshot, policy):
     return [Finding("info", "Fluoxetine stopped within 5 weeks: its long half-life may still add serotonergic effect.",
                     bullet_list([describe_use(u, snapshot.now) for u in uses]), SECTION, rule_id="S5")]
 
-
-RULES = (serotonergic_co_medication, recent_fluoxetine)

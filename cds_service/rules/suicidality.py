@@ -2,9 +2,8 @@
 
 from cds_service.findings import Finding
 from cds_service.rules.wording import bullet_list
-from cds_service.rules.wording import is_new_start
+from cds_service.rules.new_start import is_new_start
 
-IDS = ("SU1", "SU2")
 SECTION = "Savella PI Boxed warning; §5.1 Suicidality and antidepressant drugs"
 
 
@@ -22,5 +21,3 @@ def suicidality(orders, snapshot, policy):
                         "prescribe the smallest practical quantity.", SECTION, rule_id="SU1")]
     return []
 
-
-RULES = (suicidality,)

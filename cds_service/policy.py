@@ -53,6 +53,8 @@ def _thresholds(raw: Any, knowledge: Knowledge) -> dict[str, float]:
         raise PolicyError("'thresholds' must be an object of threshold name -> number")
     merged = dict(knowledge.thresholds)
     for name, value in raw.items():
+        if name in knowledge.constants:
+            raise PolicyError(f"thresholds.{name}: a formula or unit constant of the knowledge; it cannot be overridden")
         if name not in merged:
             raise PolicyError(f"thresholds.{name}: unknown threshold (known: see cds_service/knowledge/thresholds.json)")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:

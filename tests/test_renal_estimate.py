@@ -1,5 +1,7 @@
 """Cockcroft-Gault and the renal estimate: weight basis, units, sex unknown, eGFR, staleness (kb §2)."""
 
+from collections import ChainMap
+
 import pytest
 from builders import KNOWLEDGE
 from builders import MATCHER
@@ -12,7 +14,7 @@ from cds_service.snapshot.creatinine_clearance import cockcroft_gault
 from cds_service.snapshot.creatinine_clearance import dosing_weight
 from cds_service.snapshot import build_snapshot
 
-T = KNOWLEDGE.thresholds
+T = ChainMap(KNOWLEDGE.constants, KNOWLEDGE.thresholds)  # as the snapshot reads them
 
 
 @pytest.mark.parametrize("age, weight, scr, female, expected", [
@@ -63,7 +65,7 @@ EGFR_2021 = "98979-8"
 def test_units_are_normalised_umol_per_l_lb_and_inches():
     metric = estimate(observation(SCR, 1.2, "mg/dL", 3), observation(WEIGHT, 90, "kg", 3),
                       observation(HEIGHT, 180, "cm", 3))
-    imperial = estimate(observation(SCR_MOLAR, 1.2 * 88.4, "umol/L", 3), observation(WEIGHT, 90 / 0.4536, "[lb_av]", 3),
+    imperial = estimate(observation(SCR_MOLAR, 1.2 * 88.4, "umol/L", 3), observation(WEIGHT, 90 / 0.45359237, "[lb_av]", 3),
                         observation(HEIGHT, 180 / 2.54, "[in_i]", 3))
     assert metric.crcl == pytest.approx(imperial.crcl, rel=1e-6)
     assert metric.method == "Cockcroft-Gault"

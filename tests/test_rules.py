@@ -471,5 +471,5 @@ def test_bp_components_are_read_under_another_panel_code():
              "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": code}]},
                             "valueQuantity": {"value": value, "code": "mm[Hg]"}}
                            for code, value in (("8480-6", 185), ("8462-4", 112))]}
-    [reading] = read_observations([panel], POLICY.knowledge, POLICY.thresholds)["blood_pressure"]
+    [reading] = read_observations([panel], POLICY.knowledge)["blood_pressure"]
     assert (reading.systolic, reading.diastolic) == (185, 112)

@@ -34,6 +34,8 @@ from types import MappingProxyType
 from typing import Iterable
 from typing import Mapping
 
+from cds_service.fhir.vocabulary import code_system as _norm_system
+
 __all__ = [
     "Ingredient",
     "ProductIngredient",
@@ -42,23 +44,7 @@ __all__ = [
     "load_knowledge",
     "default_knowledge",
     "source_keys",
-    "SNOMED_URI",
-    "ICD10CM_URI",
 ]
-
-SNOMED_URI = "http://snomed.info/sct"
-ICD10CM_URI = "http://hl7.org/fhir/sid/icd-10-cm"
-
-# FHIR system URI (lower-cased, no trailing slash) -> conditions.csv `system` key.
-_SYSTEM_ALIASES: Mapping[str, str] = MappingProxyType({
-    SNOMED_URI: "snomed",
-    "urn:oid:2.16.840.1.113883.6.96": "snomed",
-    ICD10CM_URI: "icd10cm",
-    "http://hl7.org/fhir/sid/icd-10": "icd10cm",
-    "urn:oid:2.16.840.1.113883.6.90": "icd10cm",
-    "snomed": "snomed",
-    "icd10cm": "icd10cm",
-})
 
 _DEFAULT_DIR = Path(__file__).resolve().parent
 
@@ -133,12 +119,6 @@ _TEXT_SYNONYMS: tuple[tuple[str, str | Ingredient], ...] = (
 )
 
 
-def _norm_system(system_uri: str | None) -> str | None:
-    if not system_uri:
-        return None
-    return _SYSTEM_ALIASES.get(system_uri.strip().rstrip("/").lower())
-
-
 def _norm_code(system: str, code: str) -> str:
     code = (code or "").strip()
     if system == "icd10cm":
@@ -153,8 +133,6 @@ def _norm_text(text: str) -> str:
 @dataclass(frozen=True, eq=False)  # identity hash: usable as a cache key
 class Knowledge:
     version: str
-    manifest: Mapping[str, str]
-    sources: Mapping[str, str]
     ingredients: Mapping[str, Ingredient]
     product_ingredients: Mapping[str, tuple[ProductIngredient, ...]]
     text_names: Mapping[str, tuple[tuple[Ingredient, str | None], ...]]  # name -> (ingredient, route hint)
@@ -162,8 +140,8 @@ class Knowledge:
     observation_kinds: Mapping[str, str]
     observation_displays: Mapping[str, str]
     egfr_preference: Mapping[str, int]  # 1 = most preferred
-    thresholds: Mapping[str, float]
-    threshold_sources: Mapping[str, str]
+    thresholds: Mapping[str, float]   # what a site policy may tune
+    constants: Mapping[str, float]    # formula and substance constants (Cockcroft-Gault, IBW, creatinine units): never tuned
     override_reasons: tuple[dict, ...]
     _condition_exact: Mapping[tuple[str, str], str] = field(repr=False)
     _condition_prefix: tuple[tuple[str, str, str], ...] = field(repr=False)  # (system, prefix, category)
@@ -208,21 +186,6 @@ class Knowledge:
     def snomed_codes_in_category(self, category: str) -> tuple[str, ...]:
         """SNOMED CT codes of one category (all SNOMED rows are exact codes)."""
         return self.codes_in_category(category, "snomed")
-
-    def ingredients_for_rxcui(self, rxcui: str) -> tuple[Ingredient, ...]:
-        """Listed ingredient(s) behind an ingredient, product or milnacipran code; () if unknown."""
-        rxcui = (rxcui or "").strip()
-        if not rxcui:
-            return ()
-        ing = self.ingredients.get(rxcui)
-        if ing is not None:
-            return (ing,)
-        pis = self.product_ingredients.get(rxcui)
-        if pis:
-            return tuple(pi.ingredient for pi in pis)
-        if rxcui in self.milnacipran_codes:
-            return (self.ingredients["588250"],)
-        return ()
 
     def ingredients_in_text(self, text: str) -> tuple[tuple[Ingredient, str | None], ...]:
         """(ingredient, route hint) named in free text, whole words, longest name first, in order of appearance.
@@ -283,7 +246,6 @@ def load_knowledge(directory: str | Path | None = None) -> Knowledge:
     """Load and index the knowledge files from ``directory`` (default: this package)."""
     d = Path(directory) if directory is not None else _DEFAULT_DIR
     manifest = _read_json(d / "manifest.json")
-    sources = _read_json(d / "sources.json")
 
     ingredients: dict[str, Ingredient] = {}
     for r in _read_csv(d / "ingredients.csv"):
@@ -347,21 +309,18 @@ def load_knowledge(directory: str | Path | None = None) -> Knowledge:
 
     raw_thresholds = _read_json(d / "thresholds.json")
     thresholds: dict[str, float] = {}
-    threshold_sources: dict[str, str] = {}
+    constants: dict[str, float] = {}
     for name, spec in raw_thresholds.items():
         value = spec["value"]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"thresholds.json: {name} is not numeric")
-        thresholds[name] = float(value)
-        threshold_sources[name] = spec["source"]
+        (constants if spec.get("kind") == "constant" else thresholds)[name] = float(value)
 
     overrides = _read_json(d / "override_reasons.json")
     names = _build_names(ingredients, product_rows)
 
     return Knowledge(
         version=manifest["version"],
-        manifest=MappingProxyType(dict(manifest)),
-        sources=MappingProxyType(dict(sources)),
         ingredients=MappingProxyType(ingredients),
         product_ingredients=MappingProxyType({k: tuple(v) for k, v in products.items()}),
         text_names=MappingProxyType(names),
@@ -370,7 +329,7 @@ def load_knowledge(directory: str | Path | None = None) -> Knowledge:
         observation_displays=MappingProxyType(displays),
         egfr_preference=MappingProxyType(egfr),
         thresholds=MappingProxyType(thresholds),
-        threshold_sources=MappingProxyType(threshold_sources),
+        constants=MappingProxyType(constants),
         override_reasons=tuple(dict(r) for r in overrides["reasons"]),
         _condition_exact=MappingProxyType(exact),
         _condition_prefix=tuple(prefixes),

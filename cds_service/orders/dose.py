@@ -15,10 +15,11 @@ from cds_service.fhir.read import child
 from cds_service.fhir.read import items
 from cds_service.fhir.read import number
 from cds_service.fhir.read import text
+from cds_service.fhir.vocabulary import DAY
+from cds_service.fhir.vocabulary import MASS_MG
+from cds_service.fhir.vocabulary import TABLETS
+from cds_service.fhir.vocabulary import TIME
 
-MILLIGRAM_UNITS = {"mg": 1.0, "milligram": 1.0, "milligrams": 1.0, "g": 1000.0, "gram": 1000.0, "grams": 1000.0}
-TABLET_UNITS = {"{pill}", "{tbl}", "{tablet}", "{tablets}", "tab", "tabs", "tablet", "tablets", "pill", "pills"}
-DAYS_PER_PERIOD_UNIT = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.0, "a": 365.0}
 # HL7 v3 GTSAbbreviation codes and the usual sig abbreviations.
 DOSES_PER_DAY_BY_CODE = {
     "QD": 1, "DAILY": 1, "QDAY": 1, "AM": 1, "PM": 1, "QAM": 1, "QPM": 1, "QHS": 1, "HS": 1,
@@ -95,9 +96,9 @@ def _quantity_in_mg(quantity: Mapping, strength_mg: float | None) -> float | Non
         return None
     for unit in filter(None, (text(quantity, "code"), text(quantity, "unit"))):
         unit = unit.strip().lower()
-        if unit in MILLIGRAM_UNITS:
-            return value * MILLIGRAM_UNITS[unit]
-        if unit in TABLET_UNITS:
+        if unit in MASS_MG:
+            return value * MASS_MG[unit]
+        if unit in TABLETS:
             return value * strength_mg if strength_mg else None
     return None
 
@@ -127,14 +128,14 @@ def _doses_per_day_from_repeat(repeat: Mapping) -> float | None:
     times = repeat.get("when") or repeat.get("timeOfDay")
     times_a_day = len(times) if isinstance(times, list) and times else None
     period, unit = number(repeat, "period"), text(repeat, "periodUnit")
-    if period is None and unit in DAYS_PER_PERIOD_UNIT:
+    if period is None and unit in TIME:
         period = 1.0  # "2 per day" written without the 1
-    if period is None or period <= 0 or unit not in DAYS_PER_PERIOD_UNIT:
+    if period is None or period <= 0 or unit not in TIME:
         return float(times_a_day) if times_a_day else None  # ["MORN", "EVE"]: times of day, so per day
     frequency = number(repeat, "frequency")
     if frequency is None or frequency <= 0:
         frequency = times_a_day or 1
-    return frequency / (period * DAYS_PER_PERIOD_UNIT[unit])
+    return frequency / (period * (TIME[unit] / DAY))
 
 
 def _together(lines: list[DoseStep]) -> DoseStep:

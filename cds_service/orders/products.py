@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from cds_service.fhir.read import child
 from cds_service.fhir.read import items
 from cds_service.fhir.read import text
+from cds_service.fhir.vocabulary import code_system
 from cds_service.knowledge import Ingredient
 from cds_service.knowledge import Knowledge
 
 MILNACIPRAN_RXCUI = "588250"  # ingredient, kb §3.1 [D]
-RXNORM_SYSTEMS = {"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88"}
 # Route words in an order's dosage route (text, display or code), mapped to the rules' route
 # names. Words are matched, not SNOMED codes: route codes are not in the knowledge reference.
 ROUTE_WORDS = (
@@ -125,7 +125,7 @@ def _concept_text(concept: Mapping) -> str:
 
 def _rxnorm_codes(concepts: list[Mapping]) -> list[str]:
     return [text(coding, "code").strip() for concept in concepts for coding in items(concept, "coding")
-            if (text(coding, "system") or "").strip().rstrip("/").lower() in RXNORM_SYSTEMS and text(coding, "code")]
+            if code_system(text(coding, "system")) == "rxnorm" and text(coding, "code")]
 
 
 def _resolve(reference: str | None, resource: Mapping, known: Mapping[str, Mapping]) -> Mapping | None:

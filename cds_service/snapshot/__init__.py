@@ -8,6 +8,7 @@ vitals in the rules' units), ``renal_estimate`` (CrCl and its inputs), ``medicat
 import dataclasses
 import datetime
 import logging
+from collections import ChainMap
 from collections.abc import Mapping
 
 from cds_service.chart.source import Chart
@@ -73,7 +74,8 @@ def _renal_estimate(age, sex, now, thresholds, knowledge, readings) -> RenalEsti
     """The renal estimate; if it fails, the renal checks say so and every other check still runs."""
     try:
         return estimate_renal_function(
-            age=age, sex=sex, now=now, thresholds=thresholds, egfr_preference=knowledge.egfr_preference,
+            age=age, sex=sex, now=now, thresholds=ChainMap(knowledge.constants, thresholds),
+            egfr_preference=knowledge.egfr_preference,
             creatinine=newest_first(readings.get("creatinine", [])),
             weights=newest_first(readings.get("weight", [])),
             heights=newest_first(readings.get("height", [])),
@@ -90,13 +92,14 @@ def build_snapshot(chart: Chart, orders: tuple[MilnacipranOrder, ...], draft_res
                    matcher: MedicationMatcher, now: datetime.datetime, thresholds: Mapping[str, float]) -> Snapshot:
     """The snapshot for these orders; ``draft_resources`` are ``envelope.draft_entries()``.
 
-    ``thresholds`` are the site policy's (look-back windows and unit factors).
+    ``thresholds`` are the site policy's (look-back and usable windows); formula and unit constants
+    come from the knowledge, never from the policy.
     """
     knowledge = matcher.knowledge
     checked = {order.entry_index for order in orders}
     other_drafts = [r for index, r in enumerate(draft_resources)
                     if index not in checked and text(r, "resourceType") == "MedicationRequest"]
-    readings = read_observations(chart.of_type("Observation"), knowledge, thresholds)
+    readings = read_observations(chart.of_type("Observation"), knowledge)
     medications, unidentified = read_medications(
         chart.of_type("MedicationRequest") + chart.of_type("MedicationStatement"), other_drafts, matcher, chart.medications)
     age, sex = _age(chart.patient, now), _sex(chart.patient)

@@ -19,9 +19,14 @@ from cds_service.fhir.read import items
 from cds_service.fhir.read import number
 from cds_service.fhir.read import text
 from cds_service.fhir.dates import parse_time
+from cds_service.fhir.vocabulary import FLOW_ML_PER_MIN
+from cds_service.fhir.vocabulary import INDEXED_FLOW_ML_PER_MIN
+from cds_service.fhir.vocabulary import LENGTH_CM
+from cds_service.fhir.vocabulary import MASS_KG
+from cds_service.fhir.vocabulary import code_system
+from cds_service.fhir.vocabulary import unit_key
 from cds_service.knowledge import Knowledge
 
-LOINC_SYSTEMS = {"http://loinc.org", "urn:oid:2.16.840.1.113883.6.1"}
 USABLE_STATUSES = {"final", "amended", "corrected", "preliminary", "registered", None}
 RULE_UNITS = {"creatinine": "mg/dL", "weight": "kg", "height": "cm", "egfr": "mL/min/1.73m2", "crcl_measured": "mL/min"}
 UNIT_FAMILY = {"creatinine_mass": "creatinine", "creatinine_molar": "creatinine", "weight": "weight", "height": "height",
@@ -53,26 +58,12 @@ class CodedResult:
     when: datetime.datetime | None
 
 
-def unit_factors(thresholds: Mapping[str, float]) -> dict[str, dict[str, float]]:
+def unit_factors(knowledge: Knowledge) -> dict[str, dict[str, float]]:
     """Unit (as ``unit_key`` spells it) -> factor into the rules' unit, per family."""
-    umol = 1 / thresholds["creatinine_umol_per_mg_dl"]
-    pound, inch = thresholds["lb_to_kg"], thresholds["cm_per_inch"]
-    factors = {
-        "creatinine": {"mg/dL": 1.0, "mg/100 mL": 1.0, "umol/L": umol, "micromol/L": umol, "mmol/L": 1000 * umol},
-        "weight": {"kg": 1.0, "g": 0.001, "[lb_av]": pound, "lb": pound, "lbs": pound},
-        "height": {"cm": 1.0, "m": 100.0, "mm": 0.1, "[in_i]": inch, "in": inch, "inch": inch, "inches": inch},
-        "egfr": {"mL/min/{1.73_m2}": 1.0, "mL/min": 1.0, "mL/s/{1.73_m2}": 60.0},
-        "crcl_measured": {"mL/min": 1.0, "mL/s": 60.0},
-    }
-    return {family: {unit_key(unit): factor for unit, factor in units.items()} for family, units in factors.items()}
-
-
-def unit_key(unit: str) -> str:
-    """A unit as written by labs, folded: 'µmol/L', 'μmol/L' -> 'umol/l'; 'mL/min/{1.73_m2}' -> 'ml/min/1.73m2'."""
-    folded = unit.strip().lower().replace("µ", "u").replace("μ", "u").replace("²", "2")
-    for noise in (" ", "{", "}", "_", "^"):
-        folded = folded.replace(noise, "")
-    return folded
+    umol = 1 / knowledge.constants["creatinine_umol_per_mg_dl"]
+    creatinine = {"mg/dL": 1.0, "mg/100 mL": 1.0, "umol/L": umol, "micromol/L": umol, "mmol/L": 1000 * umol}
+    return {"creatinine": {unit_key(unit): factor for unit, factor in creatinine.items()},
+            "weight": MASS_KG, "height": LENGTH_CM, "egfr": INDEXED_FLOW_ML_PER_MIN, "crcl_measured": FLOW_ML_PER_MIN}
 
 
 def codings(concept: Any) -> list[tuple[str | None, str]]:
@@ -87,7 +78,7 @@ def newest_first(readings: Iterable) -> list:
 
 def _loinc(concept: Any, knowledge: Knowledge) -> str | None:
     return next((code for system, code in codings(concept)
-                 if (system or "").strip().rstrip("/").lower() in LOINC_SYSTEMS and code in knowledge.observation_kinds), None)
+                 if code_system(system) == "loinc" and code in knowledge.observation_kinds), None)
 
 
 def _time(observation: Mapping) -> datetime.datetime | None:
@@ -150,10 +141,9 @@ def merge_blood_pressures(readings: list[BloodPressure]) -> tuple[BloodPressure,
     return tuple(newest_first(by_time.values()))
 
 
-def read_observations(observations: Iterable[Mapping], knowledge: Knowledge,
-                      thresholds: Mapping[str, float]) -> dict[str, list]:
+def read_observations(observations: Iterable[Mapping], knowledge: Knowledge) -> dict[str, list]:
     """Readings by kind ("creatinine", "weight", "height", "blood_pressure", "heart_rate", "egfr", ...)."""
-    factors = unit_factors(thresholds)
+    factors = unit_factors(knowledge)
     found: dict[str, list] = {}
     for observation in observations:
         if text(observation, "status") not in USABLE_STATUSES:

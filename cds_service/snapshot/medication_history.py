@@ -17,6 +17,8 @@ from cds_service.fhir.read import items
 from cds_service.fhir.read import number
 from cds_service.fhir.read import text
 from cds_service.fhir.dates import parse_time
+from cds_service.fhir.vocabulary import DAY
+from cds_service.fhir.vocabulary import TIME
 from cds_service.knowledge import Ingredient
 from cds_service.orders.products import Medication
 from cds_service.orders.products import MedicationMatcher
@@ -26,8 +28,6 @@ from cds_service.orders.products import route_from_name
 ACTIVE_STATUSES = {"MedicationRequest": {"active", "on-hold"},
                    "MedicationStatement": {"active", "intended", "on-hold"}}
 STOPPED_STATUSES = {"stopped", "completed"}
-DURATION_UNITS = {"min": datetime.timedelta(minutes=1), "h": datetime.timedelta(hours=1), "d": datetime.timedelta(days=1),
-                  "wk": datetime.timedelta(weeks=1), "mo": datetime.timedelta(days=30)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,11 +86,11 @@ def _end_of_course(dosage: Mapping, start: datetime.datetime | None) -> datetime
     duration, unit = number(child(repeat, "boundsDuration"), "value"), text(child(repeat, "boundsDuration"), "code")
     if start is None:
         return None
-    if duration is not None and unit in DURATION_UNITS:
-        return start + duration * DURATION_UNITS[unit]
+    if duration is not None and unit in TIME:
+        return start + duration * TIME[unit]
     count, per_day = number(repeat, "count"), doses_per_day(child(dosage, "timing"))
     if count is not None and count >= 1:
-        return start + (count - 1) / per_day * DURATION_UNITS["d"] if per_day else start
+        return start + (count - 1) / per_day * DAY if per_day else start
     return None
 
 

@@ -14,9 +14,9 @@ from typing import Any
 import requests
 from flask import Flask
 
-from cds_service.auth.verify import ClientAuthenticator
-from cds_service.auth.verify import ReplayCache
-from cds_service.auth.verify import load_trusted_clients
+from cds_service.auth import ClientAuthenticator
+from cds_service.auth import ReplayCache
+from cds_service.auth import load_trusted_clients
 from cds_service.chart.source import ChartSource
 from cds_service.http import views
 from cds_service.http.components import Components

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from cds_service.auth.verify import TrustConfigError
+from cds_service.auth import TrustConfigError
 from cds_service.errors import CdsError
 from cds_service.policy import PolicyError
 from cds_service.settings import SettingsError

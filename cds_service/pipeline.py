@@ -11,20 +11,20 @@ import logging
 from collections.abc import Callable
 
 from cds_service.cards.render import render_cards
+from cds_service.chart.prefetch import prefetch_templates
 from cds_service.chart.source import ChartSource
-from cds_service.request.envelope import Envelope
 from cds_service.errors import CdsError
 from cds_service.errors import PreconditionFailed
 from cds_service.fhir.read import child
 from cds_service.fhir.read import items
 from cds_service.fhir.read import text
 from cds_service.findings import Finding
+from cds_service.orders.milnacipran_orders import find_milnacipran_orders
 from cds_service.orders.products import MedicationMatcher
 from cds_service.orders.products import medication_index
-from cds_service.orders.milnacipran_orders import find_milnacipran_orders
 from cds_service.policy import Policy
+from cds_service.request.envelope import Envelope
 from cds_service.rules.engine import evaluate_rules
-from cds_service.chart.prefetch import prefetch_templates
 from cds_service.snapshot import build_snapshot
 
 log = logging.getLogger(__name__)

@@ -3,19 +3,19 @@
 import dataclasses
 import datetime
 
-from cds_service.request.envelope import parse_envelope
 from cds_service.knowledge import default_knowledge
-from cds_service.snapshot.medication_history import MedicationUse
-from cds_service.orders.products import MedicationMatcher
-from cds_service.snapshot.labs_and_vitals import BloodPressure
-from cds_service.snapshot.labs_and_vitals import Measurement
 from cds_service.orders.milnacipran_orders import find_milnacipran_orders
+from cds_service.orders.products import MedicationMatcher
 from cds_service.policy import default_policy
-from cds_service.snapshot.problem_list import ConditionEntry
-from cds_service.snapshot.creatinine_clearance import RenalEstimate
+from cds_service.request.envelope import parse_envelope
 from cds_service.rules.engine import evaluate_rules
 from cds_service.rules.registry import RULES
 from cds_service.snapshot import Snapshot
+from cds_service.snapshot.creatinine_clearance import RenalEstimate
+from cds_service.snapshot.labs_and_vitals import BloodPressure
+from cds_service.snapshot.labs_and_vitals import Measurement
+from cds_service.snapshot.medication_history import MedicationUse
+from cds_service.snapshot.problem_list import ConditionEntry
 
 NOW = datetime.datetime(2026, 11, 20, 15, 0, tzinfo=datetime.timezone.utc)
 KNOWLEDGE = default_knowledge()

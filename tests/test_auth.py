@@ -26,12 +26,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from cds_service.auth.verify import ClientAuthenticator
-from cds_service.auth.verify import InMemoryReplayCache
-from cds_service.auth.verify import TrustConfigError
-from cds_service.auth.verify import TrustedClient
-from cds_service.auth.verify import Unauthorized
-from cds_service.auth.verify import load_trusted_clients
+from cds_service.auth import ClientAuthenticator
+from cds_service.auth import InMemoryReplayCache
+from cds_service.auth import TrustConfigError
+from cds_service.auth import TrustedClient
+from cds_service.auth import Unauthorized
+from cds_service.auth import load_trusted_clients
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 BASE = "https://cds.example.org"

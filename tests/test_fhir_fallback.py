@@ -17,13 +17,13 @@ from test_scenarios import run_scenario
 
 from cds_service import create_app
 from cds_service.chart import fetch as fhir_fetch
-from cds_service.chart.source import ChartSource
-from cds_service.chart.source import usable_prefetch
-from cds_service.request.envelope import parse_envelope
 from cds_service.chart.fetch import FhirUnavailable
 from cds_service.chart.fetch import fetch
-from cds_service.knowledge import default_knowledge
 from cds_service.chart.prefetch import prefetch_templates
+from cds_service.chart.source import ChartSource
+from cds_service.chart.source import usable_prefetch
+from cds_service.knowledge import default_knowledge
+from cds_service.request.envelope import parse_envelope
 from cds_service.settings import load_settings
 
 LOINC = "http://loinc.org"

@@ -7,13 +7,13 @@ import pytest
 from builders import MATCHER
 from builders import NOW
 from builders import POLICY
-from builders import run_rules
 from builders import orders
+from builders import run_rules
 from builders import snapshot
 
+from cds_service.rules import maoi_washout
 from cds_service.snapshot.medication_history import read_medications
 from cds_service.snapshot.medication_history import stop_instant
-from cds_service.rules import maoi_washout
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 UTC = datetime.timezone.utc

@@ -3,10 +3,10 @@
 import pytest
 from builders import MATCHER
 
-from cds_service.orders.dose import extract_dosing
-from cds_service.request.envelope import parse_envelope
-from cds_service.orders.milnacipran_orders import find_milnacipran_orders
 from cds_service.fhir.r4 import is_valid_medication_request as is_valid_r4
+from cds_service.orders.dose import extract_dosing
+from cds_service.orders.milnacipran_orders import find_milnacipran_orders
+from cds_service.request.envelope import parse_envelope
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 UCUM = "http://unitsofmeasure.org"

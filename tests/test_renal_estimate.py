@@ -10,9 +10,9 @@ from builders import days_ago
 from builders import orders
 
 from cds_service.chart.source import Chart
+from cds_service.snapshot import build_snapshot
 from cds_service.snapshot.creatinine_clearance import cockcroft_gault
 from cds_service.snapshot.creatinine_clearance import dosing_weight
-from cds_service.snapshot import build_snapshot
 
 T = ChainMap(KNOWLEDGE.constants, KNOWLEDGE.thresholds)  # as the snapshot reads them
 

@@ -4,7 +4,6 @@ import dataclasses
 
 import pytest
 from builders import POLICY
-from builders import run_rules
 from builders import bp
 from builders import condition
 from builders import days_ago
@@ -12,14 +11,12 @@ from builders import draft_resource
 from builders import hr
 from builders import orders
 from builders import renal
+from builders import run_rules
 from builders import snapshot
 from builders import use
 from conformance import assert_valid_r4
 
 from cds_service.chart.source import Unavailable
-from cds_service.snapshot.labs_and_vitals import CodedResult
-from cds_service.snapshot.labs_and_vitals import Measurement
-from cds_service.rules.registry import RULES
 from cds_service.rules import age as age_rules
 from cds_service.rules import bleeding_risk
 from cds_service.rules import blood_pressure
@@ -27,7 +24,6 @@ from cds_service.rules import cardiovascular_drugs
 from cds_service.rules import data_availability
 from cds_service.rules import dose_titration
 from cds_service.rules import duplicate_therapy
-from cds_service.rules.engine import evaluate_rules
 from cds_service.rules import hepatic
 from cds_service.rules import hyponatremia
 from cds_service.rules import maoi_washout
@@ -35,6 +31,10 @@ from cds_service.rules import pregnancy_lactation
 from cds_service.rules import renal_function
 from cds_service.rules import serotonergic_drugs
 from cds_service.rules import suicidality
+from cds_service.rules.engine import evaluate_rules
+from cds_service.rules.registry import RULES
+from cds_service.snapshot.labs_and_vitals import CodedResult
+from cds_service.snapshot.labs_and_vitals import Measurement
 
 
 def fired(findings):

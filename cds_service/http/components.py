@@ -5,7 +5,7 @@ import dataclasses
 from flask import Flask
 from flask import current_app
 
-from cds_service.auth.verify import ClientAuthenticator
+from cds_service.auth import ClientAuthenticator
 from cds_service.pipeline import OrderCheck
 from cds_service.settings import Settings
 

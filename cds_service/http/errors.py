@@ -6,7 +6,7 @@ from flask import Flask
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
-from cds_service.auth.verify import Unauthorized
+from cds_service.auth import Unauthorized
 from cds_service.errors import CdsError
 from cds_service.errors import operation_outcome
 

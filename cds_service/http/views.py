@@ -15,12 +15,12 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
+from cds_service.contract import SERVICES_BY_ID
+from cds_service.errors import NotFound
+from cds_service.http.components import components
 from cds_service.request.envelope import parse_envelope
 from cds_service.request.envelope import parse_json_object
-from cds_service.errors import NotFound
 from cds_service.request.feedback import parse_feedback
-from cds_service.contract import SERVICES_BY_ID
-from cds_service.http.components import components
 
 log = logging.getLogger(__name__)
 

@@ -9,15 +9,15 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from cds_service.orders.dose import Dosing
-from cds_service.orders.dose import extract_dosing
-from cds_service.request.envelope import Envelope
 from cds_service.errors import BadRequest
 from cds_service.fhir.read import items
 from cds_service.fhir.read import text
+from cds_service.orders.dose import Dosing
+from cds_service.orders.dose import extract_dosing
 from cds_service.orders.products import MedicationMatch
 from cds_service.orders.products import MedicationMatcher
 from cds_service.orders.products import medication_index
+from cds_service.request.envelope import Envelope
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from cds_service.findings import Finding
 
 
-
 def age(orders, snapshot, policy):
     """A1 under 18 (warning), A2 18-24 (info), A3 65 and over (info)."""
     years = snapshot.age

@@ -8,8 +8,8 @@ from statistics import mean
 
 from cds_service.fhir.dates import show_date
 from cds_service.findings import Finding
-from cds_service.rules.wording import bullet_list
 from cds_service.findings.suggestions import order_observation
+from cds_service.rules.wording import bullet_list
 
 SECTION = "Savella PI §5.3 Elevated blood pressure; §5.4 Elevated heart rate"
 

@@ -7,7 +7,6 @@ from cds_service.findings import Finding
 from cds_service.rules.wording import bullet_list
 
 
-
 def precaution(category: str, indicator: str, summary: str, section: str):
     """A rule that fires when the problem list holds a condition of ``category``."""
     def check(orders, snapshot, policy):

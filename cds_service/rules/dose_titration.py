@@ -6,9 +6,9 @@ All three checks need a dose; a draft without one (order-select) is skipped quie
 from cds_service.findings import Finding
 from cds_service.findings.suggestions import change_dose
 from cds_service.findings.suggestions import for_order
-from cds_service.rules.new_start import is_new_start
 from cds_service.findings.suggestions import switch_to_titration_pack
 from cds_service.findings.suggestions import titration_schedule
+from cds_service.rules.new_start import is_new_start
 
 SECTION = "Savella PI §2.1 Recommended dosing"
 
@@ -22,8 +22,8 @@ def maximum_daily_dose(orders, snapshot, policy):
         daily = order.dosing.max_daily_mg if order.dosing else None
         if daily is None or daily <= policy.threshold("max_daily_mg"):
             continue
-        suggestion = None if severe else change_dose(
-            order, policy.knowledge, maximum, 2, for_order(f"Change to {maximum:g} mg twice a day", order, orders), recommended=True)
+        label = for_order(f"Change to {maximum:g} mg twice a day", order, orders)
+        suggestion = None if severe else change_dose(order, policy.knowledge, maximum, 2, label, recommended=True)
         findings.append(Finding(
             "warning", f"{daily:g} mg/day exceeds the {policy.threshold('max_daily_mg'):g} mg/day maximum; doses above it "
             "were not studied.", f"Ordered: {order.dosing.describe()}." + (
@@ -43,7 +43,8 @@ def divided_doses(orders, snapshot, policy):
         if not (once_daily or step.mg_per_dose > policy.threshold("max_single_dose_mg")):
             continue
         half = step.mg_per_day / 2
-        suggestion = change_dose(order, policy.knowledge, half, 2, for_order(f"Change to {half:g} mg twice a day", order, orders)) \
+        label = for_order(f"Change to {half:g} mg twice a day", order, orders)
+        suggestion = change_dose(order, policy.knowledge, half, 2, label) \
             if step.mg_per_day <= policy.threshold("max_daily_mg") else None
         summary = (f"Ordered once a day ({step.mg_per_dose:g} mg): milnacipran is given in two divided doses a day."
                    if once_daily else f"Single dose of {step.mg_per_dose:g} mg: give milnacipran in two divided doses a day.")
@@ -77,6 +78,7 @@ def titration_on_new_start(orders, snapshot, policy):
             "info", f"New start at {first:g} mg/day: the label titrates from "
             f"{policy.threshold('titration_day1_mg'):g} mg over the first week.",
             f"Ordered: {dosing.describe()}.\n\nLabel titration: "
-            + "; ".join(step["text"] for step in titration_schedule(policy.thresholds)) + ".", SECTION, suggestions, rule_id="D3"))
+            + "; ".join(step["text"] for step in titration_schedule(policy.thresholds)) + ".",
+            SECTION, suggestions, rule_id="D3"))
     return findings
 

@@ -5,7 +5,6 @@ from cds_service.findings import Finding
 from cds_service.rules.wording import bullet_list
 
 
-
 def hyponatremia(orders, snapshot, policy):
     """NA1: serum sodium below 135 within 30 days, or a hyponatremia condition (info)."""
     days = policy.threshold("sodium_window_days")

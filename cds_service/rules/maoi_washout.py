@@ -8,8 +8,8 @@ import datetime
 
 from cds_service.fhir.dates import show_time
 from cds_service.findings import Finding
-from cds_service.rules.wording import bullet_list
 from cds_service.findings.suggestions import cancel_orders
+from cds_service.rules.wording import bullet_list
 from cds_service.rules.wording import describe_use
 
 SECTION = "Savella PI §4.1 Contraindications (MAOIs); §2.5–2.6; §5.2 Serotonin syndrome"

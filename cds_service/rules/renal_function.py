@@ -1,13 +1,13 @@
 """Renal function (label 2.2): CrCl band, renal dose ceiling, ESRD/dialysis, missing or stale data."""
 
 from cds_service.findings import Finding
-from cds_service.snapshot.creatinine_clearance import show_crcl
-from cds_service.rules.wording import bullet_list
 from cds_service.findings.suggestions import cancel_orders
 from cds_service.findings.suggestions import change_dose
 from cds_service.findings.suggestions import for_order
-from cds_service.rules.new_start import is_new_start
 from cds_service.findings.suggestions import order_observation
+from cds_service.rules.new_start import is_new_start
+from cds_service.rules.wording import bullet_list
+from cds_service.snapshot.creatinine_clearance import show_crcl
 
 SECTION = "Savella PI §2.2 Dosing in patients with renal impairment"
 
@@ -72,7 +72,8 @@ def _severe_band_finding(order, daily, orders, snapshot, policy):
                        f"{policy.threshold('renal_max_daily_mg'):g} mg/day renal maximum. Reduce the dose.",
                        f"Ordered: {order.dosing.describe()}.\n\n{detail}", SECTION, suggestions, rule_id="R4")
     if daily is not None and daily > policy.threshold("renal_target_daily_mg") and is_new_start(snapshot, policy):
-        suggestion = change_dose(order, policy.knowledge, target, 2, for_order(f"Change to {target:g} mg twice a day", order, orders))
+        label = for_order(f"Change to {target:g} mg twice a day", order, orders)
+        suggestion = change_dose(order, policy.knowledge, target, 2, label)
         return Finding("info", f"Severe renal impairment ({crcl}): start maintenance at "
                        f"{policy.threshold('renal_target_daily_mg'):g} mg/day; increase only on response.",
                        f"Ordered: {order.dosing.describe()}.\n\n{detail}", SECTION,

@@ -1,8 +1,8 @@
 """Suicidality (boxed warning, label 5.1): every new start, and a history of suicidal ideation or attempt."""
 
 from cds_service.findings import Finding
-from cds_service.rules.wording import bullet_list
 from cds_service.rules.new_start import is_new_start
+from cds_service.rules.wording import bullet_list
 
 SECTION = "Savella PI Boxed warning; §5.1 Suicidality and antidepressant drugs"
 

@@ -13,22 +13,22 @@ from collections.abc import Mapping
 
 from cds_service.chart.source import Chart
 from cds_service.chart.source import Unavailable
-from cds_service.fhir.read import text
 from cds_service.fhir.dates import parse_time
-from cds_service.snapshot.medication_history import MedicationUse
-from cds_service.snapshot.medication_history import read_medications
+from cds_service.fhir.read import text
+from cds_service.orders.milnacipran_orders import MilnacipranOrder
 from cds_service.orders.products import MedicationMatcher
+from cds_service.snapshot.creatinine_clearance import RenalEstimate
+from cds_service.snapshot.creatinine_clearance import estimate_renal_function
 from cds_service.snapshot.labs_and_vitals import BloodPressure
 from cds_service.snapshot.labs_and_vitals import CodedResult
 from cds_service.snapshot.labs_and_vitals import Measurement
 from cds_service.snapshot.labs_and_vitals import merge_blood_pressures
 from cds_service.snapshot.labs_and_vitals import newest_first
 from cds_service.snapshot.labs_and_vitals import read_observations
-from cds_service.orders.milnacipran_orders import MilnacipranOrder
+from cds_service.snapshot.medication_history import MedicationUse
+from cds_service.snapshot.medication_history import read_medications
 from cds_service.snapshot.problem_list import ConditionEntry
 from cds_service.snapshot.problem_list import read_conditions
-from cds_service.snapshot.creatinine_clearance import RenalEstimate
-from cds_service.snapshot.creatinine_clearance import estimate_renal_function
 
 LAB_KINDS = ("sodium", "alt", "ast", "bilirubin_total")
 log = logging.getLogger(__name__)

@@ -14,11 +14,11 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
 
+from cds_service.fhir.dates import parse_time
 from cds_service.fhir.read import child
 from cds_service.fhir.read import items
 from cds_service.fhir.read import number
 from cds_service.fhir.read import text
-from cds_service.fhir.dates import parse_time
 from cds_service.fhir.vocabulary import FLOW_ML_PER_MIN
 from cds_service.fhir.vocabulary import INDEXED_FLOW_ML_PER_MIN
 from cds_service.fhir.vocabulary import LENGTH_CM

@@ -11,15 +11,15 @@ import datetime
 from collections.abc import Iterable
 from collections.abc import Mapping
 
-from cds_service.orders.dose import doses_per_day
+from cds_service.fhir.dates import parse_time
 from cds_service.fhir.read import child
 from cds_service.fhir.read import items
 from cds_service.fhir.read import number
 from cds_service.fhir.read import text
-from cds_service.fhir.dates import parse_time
 from cds_service.fhir.vocabulary import DAY
 from cds_service.fhir.vocabulary import TIME
 from cds_service.knowledge import Ingredient
+from cds_service.orders.dose import doses_per_day
 from cds_service.orders.products import Medication
 from cds_service.orders.products import MedicationMatcher
 from cds_service.orders.products import order_route

@@ -11,10 +11,10 @@ import datetime
 from collections.abc import Iterable
 from collections.abc import Mapping
 
+from cds_service.fhir.dates import parse_time
 from cds_service.fhir.read import child
 from cds_service.fhir.read import items
 from cds_service.fhir.read import text
-from cds_service.fhir.dates import parse_time
 from cds_service.knowledge import Knowledge
 from cds_service.snapshot.labs_and_vitals import codings
 

@@ -125,10 +125,6 @@ class Settings:
     cors_allow_origin: str
     log_level: str
 
-    def public(self) -> dict[str, Any]:
-        """The settings as a dict safe to log (no setting here is a secret)."""
-        return dataclasses.asdict(self)
-
 
 def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
     """Build the settings from ``environ`` (default ``os.environ``), then apply ``overrides``.

@@ -174,10 +174,10 @@ def test_unknown_fields_are_ignored(client):
     assert post_json(client, SIGN, request).status_code == 200
 
 
-def test_an_unexpected_exception_becomes_a_visible_card_and_a_log_line(app, caplog, monkeypatch):
-    def crash(*args, **kwargs):
+def test_an_unexpected_exception_becomes_a_visible_card_and_a_log_line(caplog):
+    def broken_clock():
         raise RuntimeError("boom")
-    monkeypatch.setattr("cds_service.pipeline.OrderCheck._findings", crash)
+    app = create_app({"require_jwt": False}, clock=broken_clock)  # fails inside the check, after the envelope
     request = load_fixture("requests/sandbox-order-sign.json")
     with caplog.at_level(logging.ERROR, logger="cds_service"):
         response = post_json(app.test_client(), SIGN, request)

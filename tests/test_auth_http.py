@@ -97,10 +97,10 @@ def trust_file(tmp_path, server):
     return path
 
 
-def make_app(trust_file, **overrides):
+def make_app(trust_file, auth_clock=time.time, **overrides):
     config = {"require_jwt": True, "trusted_clients_file": str(trust_file), "public_base_url": BASE,
               "log_level": "DEBUG", **overrides}
-    return create_app(config)
+    return create_app(config, auth_clock=auth_clock)
 
 
 @pytest.fixture
@@ -268,7 +268,8 @@ def test_jku_not_on_the_allow_list_is_never_fetched(client, server, tokens, log_
 
 
 def test_unknown_kid_then_key_rotation(trust_file, server, tokens, ec1, log_guard):
-    client = make_app(trust_file, jwks_refetch_seconds=0.3).test_client()
+    later = [0.0]
+    client = make_app(trust_file, auth_clock=lambda: time.time() + later[0], jwks_refetch_seconds=30).test_client()
     ok(call(client, log_guard, SERVICE, "Bearer " + tokens.sign(ec1, jku=EC_JWKS_PATH)), log_guard)
     assert server.hits == {EC_JWKS_PATH: 1}
 
@@ -277,7 +278,7 @@ def test_unknown_kid_then_key_rotation(trust_file, server, tokens, ec1, log_guar
     assert server.hits == {EC_JWKS_PATH: 1}
 
     server.routes[EC_JWKS_PATH] = {"keys": [ec2.jwk()]}  # the client rotates to ec2
-    time.sleep(0.35)
+    later[0] = 31  # past the refetch interval
     ok(call(client, log_guard, SERVICE, "Bearer " + tokens.sign(ec2, jku=EC_JWKS_PATH)), log_guard)
     assert server.hits == {EC_JWKS_PATH: 2}
     ok(call(client, log_guard, SERVICE, "Bearer " + tokens.sign(ec2, jku=EC_JWKS_PATH)), log_guard)  # cached

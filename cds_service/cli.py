@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from cds_service.auth import TrustConfigError
+from cds_service.errors import BadRequest
 from cds_service.errors import CdsError
 from cds_service.policy import PolicyError
 from cds_service.settings import SettingsError
@@ -55,17 +56,22 @@ def evaluate(args: argparse.Namespace) -> int:
     from cds_service.http.components import components
     from cds_service.pipeline import utc_now
     from cds_service.request.envelope import parse_envelope
-    from cds_service.request.envelope import parse_json_object
+    from cds_service.scenario import load_scenario
 
     try:
-        data = parse_json_object(Path(args.request).read_bytes())
-        request = data["request"] if isinstance(data.get("request"), dict) else data
-        now = parse_time(args.now or data.get("now"))
+        scenario = load_scenario(Path(args.request))
+        now = parse_time(args.now) or scenario.now
+        request = scenario.request
+        if not isinstance(request, dict):
+            raise BadRequest("not a CDS Hooks request: the file holds no JSON object")
         envelope = parse_envelope(request, expected_hook=str(request.get("hook")))
         app = create_app({"require_jwt": False, "log_level": "ERROR"}, clock=(lambda: now) if now else utc_now)
         response = components(app).check.evaluate(envelope)
     except OSError as error:
         print(f"cannot read {args.request}: {error.strerror}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # not JSON, or a scenario whose facts cannot build a request
+        print(f"{args.request}: not a usable request or scenario file ({error})", file=sys.stderr)
         return 2
     except CdsError as error:
         print(f"{args.request}: {error.message}", file=sys.stderr)

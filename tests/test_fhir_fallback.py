@@ -471,7 +471,7 @@ def failing_query_match(key: str) -> str:
 @pytest.mark.parametrize("path", SCENARIOS, ids=[path.stem for path in SCENARIOS])
 def test_scenario_from_fhir_server(path, scenario_server):
     scenario = load_scenario(path)
-    request = scenario["request"]
+    request = scenario.request
     prefetch = request.get("prefetch") or {}
     unusable = [key for key in TEMPLATES if not usable_prefetch(prefetch, key)[0]]
     assert len(unusable) <= 1, "the stub can fail one key's query at a time"
@@ -483,5 +483,5 @@ def test_scenario_from_fhir_server(path, scenario_server):
                               match=failing_query_match(unusable[0]) if unusable else None)
     stripped = {**{k: v for k, v in request.items() if k != "prefetch"}, "fhirServer": scenario_server.base_url}
 
-    assert_expected_cards(run_scenario(scenario, stripped), scenario["expected"])
+    assert_expected_cards(run_scenario(scenario, stripped), scenario.expected)
     assert len(scenario_server.requests) >= len(TEMPLATES)

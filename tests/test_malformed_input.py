@@ -6,13 +6,13 @@ resources included) swapped for a value of the wrong type. Every answer must be 
 """
 
 import copy
-import json
 import random
 
 import pytest
 from test_scenarios import SCENARIOS
 
 from cds_service import create_app
+from cds_service.scenario import load_scenario
 
 WRONG_VALUES = (None, [], {}, 12, -1.5, "x", "", True, [1, "a"], {"a": None}, "2026-13-45")
 MUTATIONS_PER_SCENARIO = 15
@@ -43,7 +43,7 @@ def client():
 @pytest.mark.parametrize("path", SCENARIOS, ids=[path.stem for path in SCENARIOS])
 def test_wrong_types_anywhere_never_crash_the_check(client, path):
     rng = random.Random(path.stem)
-    original = json.loads(path.read_text())["request"]
+    original = load_scenario(path).request
     for _ in range(MUTATIONS_PER_SCENARIO):
         request = copy.deepcopy(original)
         for _ in range(rng.randint(1, 3)):

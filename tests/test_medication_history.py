@@ -1,7 +1,6 @@
 """Medication history: status, stop instant (kb §0.5 Decision 4), routes; and what the MAOI rules make of it."""
 
 import datetime
-import json
 
 import pytest
 from builders import MATCHER
@@ -12,6 +11,7 @@ from builders import run_rules
 from builders import snapshot
 
 from cds_service.rules import maoi_washout
+from cds_service.scenario import load_scenario
 from cds_service.snapshot.medication_history import read_medications
 from cds_service.snapshot.medication_history import stop_instant
 
@@ -129,8 +129,8 @@ def test_dialysis_procedures_count_when_recent(resource, counts):
 def phenelzine_by_reference(include_medication: bool) -> dict:
     """Scenario 18 with the phenelzine order pointing at its Medication by a urn:uuid reference."""
     from test_scenarios import FIXTURES_SCENARIOS
-    scenario = json.loads((FIXTURES_SCENARIOS / "18-maoi-phenelzine-active.json").read_text())
-    bundle = scenario["request"]["prefetch"]["medicationRequests"]
+    scenario = load_scenario(FIXTURES_SCENARIOS / "18-maoi-phenelzine-active.json")
+    bundle = scenario.request["prefetch"]["medicationRequests"]
     order = bundle["entry"][0]["resource"]
     medication = {"resourceType": "Medication", "code": order.pop("medicationCodeableConcept")}
     order["medicationReference"] = {"reference": "urn:uuid:0f3c7a52-1111-4c55-9a0b-2e4f6a7b8c9d"}

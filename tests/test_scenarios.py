@@ -1,25 +1,21 @@
 """Every patient scenario in fixtures/scenarios/, through the HTTP endpoint, against the cards a pharmacist expects."""
 
-import json
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from cds_service import create_app
-from cds_service.fhir.dates import parse_time
+from cds_service.scenario import Scenario
+from cds_service.scenario import load_scenario
 
 FIXTURES_SCENARIOS = Path(__file__).parent.parent / "fixtures" / "scenarios"
 SCENARIOS = sorted(FIXTURES_SCENARIOS.glob("*.json"))
 
 
-def load_scenario(path: Path) -> dict:
-    return json.loads(path.read_text())
-
-
-def app_at(now: str):
-    moment = parse_time(now)
-    return create_app({"require_jwt": False}, clock=lambda: moment)
+def app_at(now):
+    return create_app({"require_jwt": False}, clock=lambda: now)
 
 
 def card_actions(card: dict) -> list[str]:
@@ -27,10 +23,10 @@ def card_actions(card: dict) -> list[str]:
             for suggestion in card.get("suggestions", []) for action in suggestion["actions"]]
 
 
-def run_scenario(scenario: dict, request: dict | None = None) -> list[dict]:
-    request = request or scenario["request"]
-    service = "milnacipran-order-select" if request["hook"] == "order-select" else "milnacipran-order-sign"
-    response = app_at(scenario["now"]).test_client().post(f"/cds-services/{service}", json=request)
+def run_scenario(scenario: Scenario, request: dict | None = None) -> list[dict]:
+    if request is not None:
+        scenario = dataclasses.replace(scenario, request=request)
+    response = app_at(scenario.now).test_client().post(f"/cds-services/{scenario.service}", json=scenario.request)
     assert response.status_code == 200, response.get_json()
     return response.get_json()["cards"]
 
@@ -56,4 +52,4 @@ def test_there_are_at_least_30_scenarios():
 @pytest.mark.parametrize("path", SCENARIOS, ids=[path.stem for path in SCENARIOS])
 def test_scenario(path):
     scenario = load_scenario(path)
-    assert_expected_cards(run_scenario(scenario), scenario["expected"])
+    assert_expected_cards(run_scenario(scenario), scenario.expected)

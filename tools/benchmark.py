@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from cds_service import create_app  # noqa: E402
-from cds_service.fhir.dates import parse_time  # noqa: E402
+from cds_service.scenario import load_scenario  # noqa: E402
 
 
 def main() -> None:
@@ -30,10 +30,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
     paths = sorted((REPO / "fixtures" / "scenarios").glob("*.json"))
-    scenarios = [json.loads(path.read_text()) for path in paths]
-    now = parse_time(scenarios[0]["now"])
+    scenarios = [load_scenario(path) for path in paths]
+    now = scenarios[0].now
     client = create_app({"require_jwt": False, "log_level": "ERROR"}, clock=lambda: now).test_client()
-    bodies = [(f"/cds-services/milnacipran-{s['request']['hook']}", json.dumps(s["request"]).encode()) for s in scenarios]
+    bodies = [(f"/cds-services/{s.service}", json.dumps(s.request).encode()) for s in scenarios]
     for path, body in bodies:  # warm-up: imports, caches (then freeze, as serve does)
         client.post(path, data=body, content_type="application/json")
     gc.freeze()

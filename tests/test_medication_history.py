@@ -71,6 +71,9 @@ def maoi_cards(*resources):
     ((request("completed", {"coding": [{"system": RXNORM, "code": "190376"}]}, authoredOn="2026-11-12"),),
      [("M2u", "warning")]),                                           # no end at all: confirm the last dose
     ((request("completed", {"coding": [{"system": RXNORM, "code": "190376"}]}, authoredOn="2026-09-01"),), []),
+    ((request("completed", {"text": "methylene blue 50 mg/10 mL injection"}, authoredOn="2026-11-12",
+              dosageInstruction=[{"route": {"text": "Intravenous"}}]),),
+     [("M3u", "warning")]),                                           # IV methylene blue, no end: confirm the last dose
     (({"resourceType": "MedicationStatement", "id": "s", "status": "completed", "effectiveDateTime": "2026-11-15",
        "medicationCodeableConcept": {"text": "phenelzine 15 mg"}},), [("M1", "critical")]),
     ((request(dosageInstruction=bounded({"end": "2026-11-01"}, {"end": "2026-11-15"})),), [("M1", "critical")]),

@@ -119,9 +119,10 @@ def test_a_draft_without_an_id_gets_the_card_but_no_suggestion_naming_a_made_up_
     (45, (), "info"), (64, (), "info"), (65, (), "warning"), (45, ("ckd",), "warning"), (45, ("ckd_stage_4",), "warning"),
 ])
 def test_missing_renal_data_escalates_for_elderly_or_ckd(age, conditions, expected):
-    [finding] = renal_function.missing_renal_data(
-        orders(), snapshot(age=age, renal=renal(None), conditions=tuple(condition(c) for c in conditions)), POLICY)
-    assert finding.indicator == expected
+    findings = run_rules(renal_function, orders(),
+                         snapshot(age=age, renal=renal(None), conditions=tuple(condition(c) for c in conditions)))
+    assert fired(findings) == [("R6", expected)]
+    [finding] = findings
     [action] = finding.suggestions[0].actions
     assert action.type == "create" and action.resource["code"]["coding"][0]["code"] == "2160-0"
     assert_valid_r4(action.resource)
@@ -258,6 +259,7 @@ def test_tachycardia_threshold(rates, expected):
 ])
 def test_missing_baseline_orders_the_missing_vitals(pressures, rates, kinds):
     [finding] = blood_pressure.missing_baseline(orders(), snapshot(blood_pressures=pressures, heart_rates=rates), POLICY)
+    assert finding.rule_id == "V1"
     actions = finding.suggestions[0].actions
     assert [a.resource["code"]["coding"][0]["code"] for a in actions] == kinds
     for action in actions:

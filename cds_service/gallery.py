@@ -391,16 +391,17 @@ code { font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace; font-size:.92em 
 }
 .links { margin:6px 0 0; padding-left:18px; font-size:12px }
 .source { margin:6px 0 0; font-size:12px; color:#5a6473 }
-.gallery-index { padding:16px; max-width:1100px }
+.gallery-index { padding:16px; max-width:1200px }
 .gallery-index h1 { margin:0 0 4px; font-size:20px }
 .gallery-index table { border-collapse:collapse; width:100%; background:#fff; margin-top:12px }
 .gallery-index th,.gallery-index td {
-  border:1px solid #cfd6df; padding:5px 8px; text-align:left; vertical-align:top; overflow-wrap:anywhere;
+  border:1px solid #cfd6df; padding:5px 8px; text-align:left; vertical-align:top; overflow-wrap:break-word;
 }
+.gallery-index .nowrap { white-space:nowrap }
 .gallery-index th { background:#f0f3f7 }
 .gallery-index .num { text-align:right }
 .pill {
-  display:inline-block; font-size:11px; font-weight:700; padding:0 6px; border-radius:3px;
+  display:inline-block; white-space:nowrap; font-size:11px; font-weight:700; padding:0 6px; border-radius:3px;
   margin:0 4px 2px 0; color:#fff; background:#666;
 }
 .pill-critical { background:#c62828 }
@@ -452,7 +453,7 @@ def render_index(pages: list[GalleryPage]) -> str:
                            for card in page.cards if isinstance(card.get("source"), dict)
                            and isinstance(card["source"].get("topic"), dict))
         rows.append(f'<tr><td><a href="{_e(page.filename)}">{_e(page.title)}</a></td>'
-                    f"<td>{_e(page.description)}</td><td>{_e(page.hook)}</td>"
+                    f'<td>{_e(page.description)}</td><td class="nowrap">{_e(page.hook)}</td>'
                     f'<td class="num">{len(page.cards)}</td><td>{pills}</td><td>{_e(topics)}</td></tr>')
     body = (f'<header class="topbar"><span class="app">Milnacipran order check · card gallery</span></header>'
             f'<main class="gallery-index"><h1>Card gallery: {len(pages)} scenarios</h1>'
@@ -478,7 +479,7 @@ def add_command(subparsers: argparse._SubParsersAction, make_evaluate: Callable[
     """
     parser = subparsers.add_parser("gallery", help="render every scenario's cards as HTML pages for review")
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to write index.html and one page per scenario into")
-    parser.add_argument("--scenarios", default=str(DEFAULT_SCENARIOS),
+    parser.add_argument("--scenarios", metavar="DIR", default=str(DEFAULT_SCENARIOS),
                         help=f"folder of scenario files (default {DEFAULT_SCENARIOS})")
 
     def run(args: argparse.Namespace) -> int:

@@ -167,6 +167,13 @@ def test_gallery_command_writes_the_pages(tmp_path, capsys):
     assert args.run(args) == 2
 
 
+def test_the_gallery_of_the_real_service_is_the_same_on_every_run(tmp_path):
+    """Card and suggestion uuids differ per response; the pages do not, so two galleries can be diffed."""
+    first = render_gallery(tmp_path / "a", gallery_pages(SCENARIO_DIR, pipeline_evaluate))
+    second = render_gallery(tmp_path / "b", gallery_pages(SCENARIO_DIR, pipeline_evaluate))
+    assert [path.read_bytes() for path in first] == [path.read_bytes() for path in second]
+
+
 # ---------------------------------------------------------------------------------------------
 # In headless Chromium
 

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from cds_service import gallery
 from cds_service.auth import TrustConfigError
 from cds_service.errors import BadRequest
 from cds_service.errors import CdsError
@@ -44,33 +45,40 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    """Print the response a request (or scenario) file would get, without a server or authentication.
-
-    A scenario file (``fixtures/scenarios/*.json``) holds the request under ``request`` and the
-    evaluation time under ``now``; ``--now`` overrides the time for either kind of file. The
-    pipeline is the served one, built by ``create_app`` (authentication off).
-    """
+def make_evaluator():
+    """``(request, now) -> response`` through the served pipeline (``create_app``, authentication off)."""
     from cds_service import create_app
-    from cds_service.fhir.dates import parse_time
     from cds_service.http.components import components
     from cds_service.pipeline import utc_now
     from cds_service.request.envelope import parse_envelope
+
+    moment = [utc_now()]
+    check = components(create_app({"require_jwt": False, "log_level": "ERROR"}, clock=lambda: moment[0])).check
+
+    def evaluate_request(request: dict, now) -> dict:
+        moment[0] = now or utc_now()
+        return check.evaluate(parse_envelope(request, expected_hook=str(request.get("hook"))))
+    return evaluate_request
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Print the response a request (or scenario) file would get, without a server or authentication.
+
+    A scenario file (``fixtures/scenarios/*.json``) carries its evaluation time (``now``);
+    ``--now`` overrides the time for either kind of file.
+    """
+    from cds_service.fhir.dates import parse_time
     from cds_service.scenario import load_scenario
 
     try:
         scenario = load_scenario(Path(args.request))
-        now = parse_time(args.now) or scenario.now
-        request = scenario.request
-        if not isinstance(request, dict):
+        if not isinstance(scenario.request, dict):
             raise BadRequest("not a CDS Hooks request: the file holds no JSON object")
-        envelope = parse_envelope(request, expected_hook=str(request.get("hook")))
-        app = create_app({"require_jwt": False, "log_level": "ERROR"}, clock=(lambda: now) if now else utc_now)
-        response = components(app).check.evaluate(envelope)
+        response = make_evaluator()(scenario.request, parse_time(args.now) or scenario.now)
     except OSError as error:
         print(f"cannot read {args.request}: {error.strerror}", file=sys.stderr)
         return 2
-    except ValueError as error:  # not JSON, or a scenario whose facts cannot build a request
+    except ValueError as error:  # a scenario whose facts cannot build a request
         print(f"{args.request}: not a usable request or scenario file ({error})", file=sys.stderr)
         return 2
     except CdsError as error:
@@ -94,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate_parser.add_argument("--now", help="evaluation time, e.g. 2026-11-20T15:00:00Z (default: now)")
     evaluate_parser.add_argument("--format", choices=("json",), default="json", help="output format (default json)")
     evaluate_parser.set_defaults(run=evaluate)
+    gallery.add_command(commands, make_evaluator)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -31,6 +31,9 @@ from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
 
+from cds_service.errors import CdsError
+from cds_service.scenario import load_scenario
+
 Evaluate = Callable[[dict, "datetime.datetime | None"], dict]
 
 PANEL_WIDTH_PX = 400
@@ -86,19 +89,14 @@ def gallery_pages(scenario_dir: Path, evaluate: Evaluate) -> list[GalleryPage]:
     pages = []
     for path in sorted(Path(scenario_dir).glob("*.json")):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ValueError(f"{path.name}: not a JSON scenario file ({error})") from None
-        request = data.get("request") if isinstance(data, dict) else None
-        if not isinstance(request, dict):
-            raise ValueError(f"{path.name}: a scenario needs a 'request' object")
-        now_text = data.get("now") if isinstance(data.get("now"), str) else ""
+            scenario = load_scenario(path)
+        except (CdsError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{path.name}: not a scenario file ({getattr(error, 'message', error)})") from None
+        request = scenario.request
+        if not isinstance(request, dict) or "hook" not in request:
+            raise ValueError(f"{path.name}: a scenario needs a 'request' object or a 'patient'")
         try:
-            now = datetime.datetime.fromisoformat(now_text) if now_text else None
-        except ValueError:
-            raise ValueError(f"{path.name}: 'now' is not an ISO 8601 time: {now_text!r}") from None
-        try:
-            response = evaluate(request, now)
+            response = evaluate(request, scenario.now)
         except Exception as error:
             error.add_note(f"while evaluating the scenario {path.name}")
             raise
@@ -107,11 +105,11 @@ def gallery_pages(scenario_dir: Path, evaluate: Evaluate) -> list[GalleryPage]:
         pages.append(GalleryPage(
             name=path.stem,
             title=scenario_title(path.stem),
-            description=str(data.get("description") or ""),
+            description=str(scenario.description or ""),
             hook=str(request.get("hook") or ""),
             response=response,
-            now=now_text,
-            reasoning=str(data.get("reasoning") or ""),
+            now=scenario.now.isoformat().replace("+00:00", "Z") if scenario.now else "",
+            reasoning=str(scenario.reasoning or ""),
         ))
     if not pages:
         raise ValueError(f"{scenario_dir}: no scenario files (*.json)")

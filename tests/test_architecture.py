@@ -50,7 +50,7 @@ STAGES = (
     ("cards", ("cds_service.cards",)),
     ("pipeline", ("cds_service.pipeline",)),
     ("http", ("cds_service.http",)),
-    ("drivers", ("cds_service", "cds_service.cli", "cds_service.scenario")),
+    ("drivers", ("cds_service", "cds_service.cli", "cds_service.scenario", "cds_service.gallery")),
 )
 
 

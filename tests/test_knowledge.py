@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from cds_service.knowledge import load_knowledge
 from cds_service.knowledge import source_keys
 
 KDIR = Path(__file__).resolve().parent.parent / "cds_service" / "knowledge"
-CSV_FILES = ["ingredients.csv", "products.csv", "milnacipran_codes.csv", "observations.csv", "conditions.csv"]
+CSV_FILES = ["ingredients.csv", "products.csv", "milnacipran_codes.csv", "observations.csv", "conditions.csv",
+             "result_values.csv"]
 
 REQUIRED_THRESHOLDS = [
     "crcl_esrd_below", "crcl_severe_below", "crcl_moderate_below", "renal_max_daily_mg", "renal_target_daily_mg",
@@ -98,6 +100,10 @@ def test_thresholds_and_overrides_are_sourced(source_key_set):
     for name, spec in _json("thresholds.json").items():
         _assert_sourced(spec["source"], source_key_set, f"thresholds.json:{name}")
     _assert_sourced(_json("override_reasons.json")["source"], source_key_set, "override_reasons.json")
+    for name, spec in _json("condition_categories.json")["categories"].items():
+        _assert_sourced(spec["source"], source_key_set, f"condition_categories.json:{name}")
+    for name, spec in _json("forms.json")["forms"].items():
+        _assert_sourced(spec["source"], source_key_set, f"forms.json:{name}")
 
 
 def test_source_keys_parser():
@@ -173,7 +179,8 @@ def test_ingredient_groups(kb):
     assert kb.ingredients["787390"].group == "serotonergic_opioid"
     assert kb.ingredients["3992"].group == "catecholamine"
     assert kb.ingredients["10898"].group == "other_serotonergic"
-    assert len(kb.ingredients) == 96
+    assert set(kb.ingredients) == {r["rxcui"] for r in _rows("ingredients.csv")}
+    assert "" not in kb.ingredients  # text-only pseudo-ingredients (St John's wort, lithium) stay out
 
 
 @pytest.mark.parametrize("system, code", [
@@ -201,7 +208,7 @@ def test_condition_categories(kb):
     assert kb.condition_category(ICD10CM_URI, "E87.1") == "hyponatremia"
     assert kb.condition_category("http://example.org/other", "N18.6") is None
     assert kb.condition_category(SNOMED_URI, "N18.6") is None
-    assert set(kb.snomed_codes_in_category("dialysis")) == {"265764009", "302497006", "71192002"}
+    assert {"265764009", "302497006", "71192002", "714749008", "238318009"} <= set(kb.snomed_codes_in_category("dialysis"))
 
 
 def test_observations(kb):
@@ -246,8 +253,10 @@ def test_thresholds(kb):
 
 def test_override_reasons_and_version(kb):
     assert kb.version == _json("manifest.json")["version"]
-    codes = {r["code"] for r in kb.override_reasons}
-    assert "cross-titration" in codes and len(kb.override_reasons) == 5
+    assert re.fullmatch(r"\d{4}\.\d{1,2}\.\d+", kb.version)
+    codes = [r["code"] for r in kb.override_reasons]
+    assert "cross-titration" in codes and len(codes) == len(set(codes))
+    assert codes == [r["code"] for r in _json("override_reasons.json")["reasons"]]
     assert all(r["system"] == "https://milnacipran-cds.example.org/override-reason" for r in kb.override_reasons)
 
 

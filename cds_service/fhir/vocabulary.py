@@ -15,6 +15,9 @@ LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 UCUM = "http://unitsofmeasure.org"
+ICD10PCS = "http://www.cms.gov/medicare/coding/icd10"
+CPT = "http://www.ama-assn.org/go/cpt"
+V3_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 
 # short name -> every spelling that means it (canonical URI first; HL7 OIDs from the FHIR terminology pages)
 CODE_SYSTEMS = {
@@ -23,12 +26,15 @@ CODE_SYSTEMS = {
     "snomed": (SNOMED, "urn:oid:2.16.840.1.113883.6.96", "snomed"),
     "icd10cm": (ICD10CM, "urn:oid:2.16.840.1.113883.6.90", "http://hl7.org/fhir/sid/icd-10", "icd10cm"),
     "ucum": (UCUM, "urn:oid:2.16.840.1.113883.6.8"),
+    "icd10pcs": (ICD10PCS, "urn:oid:2.16.840.1.113883.6.4", "icd10pcs"),
+    "cpt": (CPT, "urn:oid:2.16.840.1.113883.6.12", "cpt"),
+    "v3-interpretation": (V3_INTERPRETATION, "urn:oid:2.16.840.1.113883.5.83", "v3-interpretation"),
 }
 _SYSTEM_BY_SPELLING = {spelling.lower(): name for name, spellings in CODE_SYSTEMS.items() for spelling in spellings}
 
 
 def code_system(system: object) -> str | None:
-    """'rxnorm', 'loinc', 'snomed', 'icd10cm', 'ucum' for any known spelling (case, trailing slash); else None."""
+    """The short name ('rxnorm', 'loinc', 'snomed', 'icd10cm', ...) of any known spelling (case, trailing slash)."""
     if not isinstance(system, str):
         return None
     return _SYSTEM_BY_SPELLING.get(system.strip().rstrip("/").lower())

@@ -7,6 +7,16 @@ key(s) in a ``source`` column/field; ``sources.json`` maps each key to its
 citation.  Codes the kb still marks NOT VERIFIED (SNOMED 82313006, St John's
 wort extract RxCUI 258326) are deliberately absent.
 
+Conditions (``conditions.csv``, ``condition_categories.json``) are matched by code family
+(code-families.md): a row is an ``exact`` code, a ``prefix`` (an ICD-10-CM category or
+subcategory with everything under it, 7th characters included), a ``self_harm_intent`` prefix
+(T36-T65/T71: only the intentional self-harm codes under it), or an ``exclude`` /
+``exclude_prefix`` row that takes codes out of that one category again (an exclusion beats an
+inclusion; the code may still belong to other categories).  A code may belong to several
+categories (K76.7 hepatorenal syndrome is H1 and H2; I12.0 is ESRD and hypertension):
+``Knowledge.condition_categories`` returns them all in the priority order of
+``condition_categories.json``, ``Knowledge.condition_category`` the first.
+
 ``load_knowledge()`` reads the files once (stdlib csv/json only) and returns a
 frozen :class:`Knowledge` holding ready-made indexes, so rules never touch raw
 rows.  The app calls it at start-up; ``default_knowledge()`` is a cached
@@ -40,11 +50,17 @@ __all__ = [
     "Ingredient",
     "ProductIngredient",
     "MilnacipranCode",
+    "ConditionCategory",
     "Knowledge",
     "load_knowledge",
     "default_knowledge",
     "source_keys",
 ]
+
+_CONDITION_SYSTEMS = ("snomed", "icd10cm", "icd10pcs", "cpt")
+_INCLUDE_MATCHES = ("exact", "prefix", "self_harm_intent")
+_EXCLUDE_MATCHES = ("exclude", "exclude_prefix")
+_COUNTS = ("history-of", "current")
 
 _DEFAULT_DIR = Path(__file__).resolve().parent
 
@@ -74,6 +90,17 @@ class ProductIngredient:
     route_hint: str  # oral, injectable, transdermal, topical, ophthalmic, nasal, rectal, other
     dose_form: str  # may be "" where the RxNorm name was truncated
     ingredient_count: int  # all active ingredients of the product (lower bound if name truncated)
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionCategory:
+    """How a condition category counts (code-families.md §5): 'history-of' or 'current'."""
+    name: str
+    counts: str  # "history-of" | "current"
+    window: str | None  # threshold name (days) for a current condition without clinicalStatus, or None
+    closed_by: str | None  # category whose later record ends this one (pregnancy_end), or None
+    concept: str
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +153,18 @@ def _norm_code(system: str, code: str) -> str:
     return code
 
 
+def _self_harm_intent(code: str) -> bool:
+    """T36-T65/T71 intent rule (code-families.md §2.4): drop the 7th character and trailing X placeholders; 2 = self-harm.
+
+    Only complete codes (7 characters, no dot) or codes lacking just the 7th character (6) are judged:
+    a shorter subcategory such as T43.22 ends in a digit that is not the intent.
+    """
+    if len(code) not in (6, 7):
+        return False
+    stem = (code[:6] if len(code) == 7 else code).rstrip("X")
+    return stem.endswith("2")
+
+
 def _norm_text(text: str) -> str:
     return (text or "").lower().replace("\u2019", "'").replace("\u2018", "'")
 
@@ -143,41 +182,65 @@ class Knowledge:
     thresholds: Mapping[str, float]   # what a site policy may tune
     constants: Mapping[str, float]    # formula and substance constants (Cockcroft-Gault, IBW, creatinine units): never tuned
     override_reasons: tuple[dict, ...]
-    _condition_exact: Mapping[tuple[str, str], str] = field(repr=False)
-    _condition_prefix: tuple[tuple[str, str, str], ...] = field(repr=False)  # (system, prefix, category)
+    categories: Mapping[str, ConditionCategory]  # in priority order
+    result_meanings: Mapping[tuple[str, str], str]  # (system key, code) -> positive | negative | indeterminate
+    form_words: Mapping[str, tuple[str, ...]]  # form (topical_nsaid, ...) -> words that show it
+    form_not_words: Mapping[str, tuple[str, ...]]  # form -> words that rule it out ("oral solution")
+    form_applies_to: Mapping[str, tuple[str, ...]]  # form -> ingredient groups it applies to
+    form_sources: Mapping[str, str]
+    _condition_include: Mapping[tuple[str, str, str], tuple[str, ...]] = field(repr=False)  # (system, match, code) -> categories
+    _condition_exclude: Mapping[tuple[str, str, str], frozenset[str]] = field(repr=False)  # (system, match, code) -> categories
     _condition_rows: Mapping[str, tuple[tuple[str, str, str], ...]] = field(repr=False)  # category -> (system, code, match)
     _name_pattern: re.Pattern = field(repr=False, compare=False)
 
-    def condition_category(self, system_uri: str, code: str) -> str | None:
-        """Category of a Condition/Procedure coding, or None.
+    def condition_categories(self, system_uri: str, code: str) -> tuple[str, ...]:
+        """Every category a Condition/Procedure coding belongs to, in priority order; () if none.
 
-        Accepts FHIR system URIs for SNOMED CT and ICD-10-CM (plus the ICD-10 and
-        OID aliases), ICD codes with or without the dot, any case.  Exact codes win
-        over prefix (code-family) entries; the longest prefix wins among those.
+        Accepts FHIR system URIs for SNOMED CT, ICD-10-CM (plus the ICD-10 and OID aliases),
+        ICD-10-PCS and CPT; ICD codes with or without the dot, any case.  A code belongs to a
+        category when an exact, prefix or self-harm-intent row of it matches and no exclusion
+        row of that category does.
         """
         system = _norm_system(system_uri)
         if system is None or not code:
-            return None
+            return ()
         norm = _norm_code(system, code)
-        hit = self._condition_exact.get((system, norm))
-        if hit is not None:
-            return hit
-        for sys_key, prefix, category in self._condition_prefix:
-            if sys_key == system and norm.startswith(prefix):
-                return category
-        return None
+        found: set[str] = set(self._condition_include.get((system, "exact", norm), ()))
+        excluded: set[str] = set(self._condition_exclude.get((system, "exclude", norm), ()))
+        if system == "icd10cm":
+            for end in range(1, len(norm) + 1):
+                head = norm[:end]
+                found.update(self._condition_include.get((system, "prefix", head), ()))
+                excluded.update(self._condition_exclude.get((system, "exclude_prefix", head), ()))
+                intent = self._condition_include.get((system, "self_harm_intent", head))
+                if intent and _self_harm_intent(norm):
+                    found.update(intent)
+        return tuple(category for category in self.categories if category in found and category not in excluded)
+
+    def condition_category(self, system_uri: str, code: str) -> str | None:
+        """The first (highest-priority) category of a coding, or None: see :meth:`condition_categories`."""
+        return next(iter(self.condition_categories(system_uri, code)), None)
+
+    def result_meaning(self, system_uri: str, code: str) -> str | None:
+        """'positive', 'negative' or 'indeterminate' for a qualitative result or interpretation coding; None if unknown."""
+        system = _norm_system(system_uri)
+        if system is None or not code:
+            return None
+        return self.result_meanings.get((system, code.strip()))
 
     def codes_in_category(self, category: str, system: str = "snomed", *, include_prefixes: bool = False
                           ) -> tuple[str, ...]:
         """Codes of one category as stored (ICD-10-CM dotted), e.g. for prefetch token searches.
 
-        ``system`` is "snomed"/"icd10cm" or a FHIR system URI.  Prefix (code-family)
-        rows such as ICD H40.2 are left out unless ``include_prefixes``: a token
-        search cannot express them, so match those with :meth:`condition_category`.
+        ``system`` is "snomed"/"icd10cm"/"icd10pcs"/"cpt" or a FHIR system URI.  Prefix
+        (code-family) and self-harm-intent rows such as ICD H40.2 are left out unless
+        ``include_prefixes``: a token search cannot express them, so match those with
+        :meth:`condition_categories`.  Exclusion rows are never returned.
         """
         key = _norm_system(system)
+        wanted = _INCLUDE_MATCHES if include_prefixes else ("exact",)
         return tuple(code for sys_key, code, match in self._condition_rows.get(category, ())
-                     if sys_key == key and (include_prefixes or match == "exact"))
+                     if sys_key == key and match in wanted)
 
     def loinc_of(self, kind: str) -> str:
         """The first LOINC code of an observation kind in observations.csv (e.g. 2160-0 for creatinine_mass)."""
@@ -242,6 +305,68 @@ def _name_regex(names: Iterable[str]) -> re.Pattern:
     return re.compile(rf"(?<![a-z0-9])(?:{alternation})(?![a-z0-9])")
 
 
+def _load_categories(raw: Mapping, thresholds: Mapping[str, float]) -> dict[str, ConditionCategory]:
+    categories: dict[str, ConditionCategory] = {}
+    for name, spec in raw["categories"].items():
+        if spec["counts"] not in _COUNTS:
+            raise ValueError(f"condition_categories.json: {name}: counts must be one of {_COUNTS}")
+        if spec["window"] is not None and spec["window"] not in thresholds:
+            raise ValueError(f"condition_categories.json: {name}: unknown window threshold {spec['window']!r}")
+        if spec["closed_by"] is not None and spec["closed_by"] not in raw["categories"]:
+            raise ValueError(f"condition_categories.json: {name}: unknown closed_by {spec['closed_by']!r}")
+        categories[name] = ConditionCategory(name=name, counts=spec["counts"], window=spec["window"],
+                                             closed_by=spec["closed_by"], concept=spec["concept"], source=spec["source"])
+    return categories
+
+
+def _load_conditions(rows: Iterable[Mapping[str, str]], categories: Mapping[str, ConditionCategory]):
+    """Index conditions.csv: (system, match, normalised code) -> categories, for inclusions and exclusions."""
+    include: dict[tuple[str, str, str], list[str]] = {}
+    exclude: dict[tuple[str, str, str], set[str]] = {}
+    by_category: dict[str, list[tuple[str, str, str]]] = {}
+    seen: set[tuple[str, str, str, str]] = set()
+    for r in rows:
+        system, match, category, raw_code = r["system"], r["match"], r["category"], r["code"].strip()
+        where = f"conditions.csv: {system} {raw_code} ({category})"
+        if system not in _CONDITION_SYSTEMS:
+            raise ValueError(f"{where}: unknown system")
+        if category not in categories:
+            raise ValueError(f"{where}: category not in condition_categories.json")
+        if match not in _INCLUDE_MATCHES + _EXCLUDE_MATCHES:
+            raise ValueError(f"{where}: unknown match {match!r}")
+        if match != "exact" and system != "icd10cm":
+            raise ValueError(f"{where}: {match} rows are for ICD-10-CM only")
+        code = _norm_code(system, raw_code)
+        if (system, match, code, category) in seen:
+            raise ValueError(f"{where}: duplicate row")
+        seen.add((system, match, code, category))
+        by_category.setdefault(category, []).append((system, raw_code, match))
+        if match in _INCLUDE_MATCHES:
+            include.setdefault((system, match, code), []).append(category)
+        else:
+            exclude.setdefault((system, match, code), set()).add(category)
+    unused = set(categories) - set(by_category)
+    if unused:
+        raise ValueError(f"condition_categories.json: categories without codes: {sorted(unused)}")
+    for (system, match, code), cats in exclude.items():
+        for category in cats:  # an exclusion must take something out of a family of its own category
+            under = any(category in include.get((system, kind, code[:end]), ())
+                        for kind in ("prefix", "self_harm_intent") for end in range(1, len(code) + 1))
+            if not under:
+                raise ValueError(f"conditions.csv: {system} {code} excludes nothing from {category}")
+    return include, exclude, by_category
+
+
+def _load_result_values(rows: Iterable[Mapping[str, str]]) -> dict[tuple[str, str], str]:
+    meanings: dict[tuple[str, str], str] = {}
+    for r in rows:
+        system = _norm_system(r["system"])
+        if system is None or r["meaning"] not in ("positive", "negative", "indeterminate"):
+            raise ValueError(f"result_values.csv: bad row {r['system']} {r['code']} {r['meaning']}")
+        meanings[(system, r["code"].strip())] = r["meaning"]
+    return meanings
+
+
 def load_knowledge(directory: str | Path | None = None) -> Knowledge:
     """Load and index the knowledge files from ``directory`` (default: this package)."""
     d = Path(directory) if directory is not None else _DEFAULT_DIR
@@ -288,25 +413,6 @@ def load_knowledge(directory: str | Path | None = None) -> Knowledge:
         if r["egfr_preference"]:
             egfr[r["loinc"]] = int(r["egfr_preference"])
 
-    exact: dict[tuple[str, str], str] = {}
-    prefixes: list[tuple[str, str, str]] = []
-    by_category: dict[str, list[tuple[str, str, str]]] = {}
-    for r in _read_csv(d / "conditions.csv"):
-        system, match, category = r["system"], r["match"], r["category"]
-        if system not in ("snomed", "icd10cm"):
-            raise ValueError(f"conditions.csv: unknown system {system!r} for {r['code']}")
-        code = _norm_code(system, r["code"])
-        by_category.setdefault(category, []).append((system, r["code"].strip(), match))
-        if match == "exact":
-            prev = exact.setdefault((system, code), category)
-            if prev != category:
-                raise ValueError(f"conditions.csv: {system} {r['code']} in both {prev} and {category}")
-        elif match == "prefix":
-            prefixes.append((system, code, category))
-        else:
-            raise ValueError(f"conditions.csv: unknown match {match!r} for {r['code']}")
-    prefixes.sort(key=lambda p: -len(p[1]))
-
     raw_thresholds = _read_json(d / "thresholds.json")
     thresholds: dict[str, float] = {}
     constants: dict[str, float] = {}
@@ -315,6 +421,16 @@ def load_knowledge(directory: str | Path | None = None) -> Knowledge:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"thresholds.json: {name} is not numeric")
         (constants if spec.get("kind") == "constant" else thresholds)[name] = float(value)
+
+    categories = _load_categories(_read_json(d / "condition_categories.json"), thresholds)
+    include, exclude, by_category = _load_conditions(_read_csv(d / "conditions.csv"), categories)
+    result_meanings = _load_result_values(_read_csv(d / "result_values.csv"))
+    forms = _read_json(d / "forms.json")["forms"]
+    groups = {ing.group for ing in ingredients.values()}
+    for name, spec in forms.items():
+        unknown = set(spec["applies_to"]) - groups
+        if unknown or not spec["words"]:
+            raise ValueError(f"forms.json: {name} has no words or unknown groups {sorted(unknown)}")
 
     overrides = _read_json(d / "override_reasons.json")
     names = _build_names(ingredients, product_rows)
@@ -331,8 +447,14 @@ def load_knowledge(directory: str | Path | None = None) -> Knowledge:
         thresholds=MappingProxyType(thresholds),
         constants=MappingProxyType(constants),
         override_reasons=tuple(dict(r) for r in overrides["reasons"]),
-        _condition_exact=MappingProxyType(exact),
-        _condition_prefix=tuple(prefixes),
+        categories=MappingProxyType(categories),
+        result_meanings=MappingProxyType(result_meanings),
+        form_words=MappingProxyType({k: tuple(v["words"]) for k, v in forms.items()}),
+        form_not_words=MappingProxyType({k: tuple(v.get("not_words", ())) for k, v in forms.items()}),
+        form_applies_to=MappingProxyType({k: tuple(v["applies_to"]) for k, v in forms.items()}),
+        form_sources=MappingProxyType({k: v["source"] for k, v in forms.items()}),
+        _condition_include=MappingProxyType({k: tuple(v) for k, v in include.items()}),
+        _condition_exclude=MappingProxyType({k: frozenset(v) for k, v in exclude.items()}),
         _condition_rows=MappingProxyType({k: tuple(v) for k, v in by_category.items()}),
         _name_pattern=_name_regex(sorted(names, key=lambda name: (-len(name), name))),
     )

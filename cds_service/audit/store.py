@@ -292,15 +292,15 @@ class Store:
         now = self.clock()
         try:
             with self.engine.begin() as connection:
-                result = connection.execute(
+                # RETURNING rather than rowcount: psycopg reports -1 for INSERT ... ON CONFLICT here.
+                claimed = connection.execute(
                     self._insert(REPLAY).values(token_key=token_key, issuer=issuer, expires_at=expires_at)
-                    .on_conflict_do_nothing(index_elements=["token_key"]))
-                if result.rowcount == 1:
-                    return True
-                result = connection.execute(
-                    update(REPLAY).where(REPLAY.c.token_key == token_key, REPLAY.c.expires_at <= now)
-                    .values(issuer=issuer, expires_at=expires_at))
-                return result.rowcount == 1
+                    .on_conflict_do_nothing(index_elements=["token_key"]).returning(REPLAY.c.token_key)).first()
+                if claimed is None:  # taken: only an expired claim may be taken over
+                    claimed = connection.execute(
+                        update(REPLAY).where(REPLAY.c.token_key == token_key, REPLAY.c.expires_at <= now)
+                        .values(issuer=issuer, expires_at=expires_at).returning(REPLAY.c.token_key)).first()
+                return claimed is not None
         except SQLAlchemyError as error:
             raise _unavailable(error) from error
 

@@ -4,14 +4,14 @@ import datetime
 import threading
 from collections import Counter
 
-from sqlalchemy import func
-from sqlalchemy import select
-
 from audit_fixtures import card
 from audit_fixtures import clock  # noqa: F401
 from audit_fixtures import database  # noqa: F401
 from audit_fixtures import record
 from audit_fixtures import store  # noqa: F401
+from sqlalchemy import func
+from sqlalchemy import select
+
 from cds_service.audit import DUPLICATE
 from cds_service.audit import STORED
 from cds_service.audit import UNMATCHED

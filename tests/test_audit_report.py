@@ -9,7 +9,6 @@ import json
 from html.parser import HTMLParser
 
 import pytest
-
 from audit_fixtures import UTC
 from audit_fixtures import Clock
 from audit_fixtures import card
@@ -17,6 +16,7 @@ from audit_fixtures import clock  # noqa: F401
 from audit_fixtures import database  # noqa: F401
 from audit_fixtures import record
 from audit_fixtures import store  # noqa: F401
+
 from cds_service.audit import Store
 from cds_service.audit import parse_feedback_items
 from cds_service.audit.commands import add_commands

@@ -8,10 +8,6 @@ import sys
 import threading
 
 import pytest
-from sqlalchemy import inspect
-from sqlalchemy import select
-from sqlalchemy import text
-
 from audit_fixtures import POLICY
 from audit_fixtures import SECRET
 from audit_fixtures import UTC
@@ -20,6 +16,10 @@ from audit_fixtures import clock  # noqa: F401
 from audit_fixtures import database  # noqa: F401
 from audit_fixtures import record
 from audit_fixtures import store  # noqa: F401
+from sqlalchemy import inspect
+from sqlalchemy import select
+from sqlalchemy import text
+
 from cds_service.audit import DUPLICATE
 from cds_service.audit import STORED
 from cds_service.audit import UNMATCHED

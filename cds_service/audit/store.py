@@ -150,7 +150,7 @@ def _sqlite_engine(url, **kwargs) -> Engine:
 
 
 class Store:
-    """The audit log on one database. Thread-safe; one per process (after fork, call ``dispose()``)."""
+    """The audit log on one database. Thread-safe; after a fork, call ``after_fork()`` in the child."""
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime.datetime] = utc_now):
         self.engine = engine
@@ -177,6 +177,10 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's pooled connections without closing them under it."""
+        self.engine.dispose(close=False)
 
     # -- schema ------------------------------------------------------------------------------------
 

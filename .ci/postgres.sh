@@ -17,9 +17,9 @@ DB_NAME=cds_test
 
 log() { echo "postgres.sh: $*" >&2; }
 
-as_owner() {  # run a command as the cluster's owner
+as_owner() {  # run a command as the cluster's owner (from /, which it can enter; paths are absolute)
     if [ "$(id -u)" -eq 0 ]; then
-        runuser -u "$PG_USER" -- "$@"
+        (cd / && runuser -u "$PG_USER" -- "$@")
     else
         "$@"
     fi
@@ -84,6 +84,7 @@ start() {
 stop() {
     local dir=$1
     [ -d "$dir" ] || return 0
+    dir=$(cd "$dir" && pwd)
     if [ -f "$dir/data/postmaster.pid" ]; then
         [ "$(id -u)" -eq 0 ] && PG_USER=$(stat -c %U "$dir/data")
         as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || log "pg_ctl stop failed"

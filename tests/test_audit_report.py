@@ -6,6 +6,8 @@ import csv
 import datetime
 import io
 import json
+import shutil
+import subprocess
 from html.parser import HTMLParser
 
 import pytest
@@ -218,6 +220,18 @@ def test_html_is_one_self_contained_page_with_two_charts(report):
     assert 'aria-label="Override rate per rule"' in page and 'aria-label="Cards per week by outcome"' in page
     assert "67% (2/3)" in page  # renal-crcl-band: 2 of 3 answered cards overridden
     assert "Benefit outweighs risk [benefit]: 2" in page
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="no headless Chromium here")
+def test_html_opens_in_headless_chromium(report, tmp_path):
+    page = tmp_path / "report.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    done = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           "--host-resolver-rules=MAP * ~NOTFOUND", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("<svg") == 2 and "Per rule and indicator" in done.stdout
+    assert "renal-crcl-band" in done.stdout
 
 
 def test_html_escapes_what_came_from_the_database(store, clock):

@@ -48,6 +48,7 @@ STAGES = (
     ("findings", ("cds_service.findings",)),
     ("rules", ("cds_service.rules",)),
     ("cards", ("cds_service.cards",)),
+    ("audit", ("cds_service.audit",)),
     ("pipeline", ("cds_service.pipeline",)),
     ("http", ("cds_service.http",)),
     ("drivers", ("cds_service", "cds_service.cli", "cds_service.scenario", "cds_service.gallery")),

@@ -1,0 +1,90 @@
+"""Recording cards off the request thread: the hook response never waits for, or fails on, the database.
+
+``CardRecorder.submit(cards, **fields)`` puts the cards of one response on a bounded queue and
+returns at once; one background thread per process writes them with ``Store.record_cards``. A
+full queue drops the record, a database error skips it: both are counted (for /metrics) and
+logged without any patient data. After a fork (gunicorn workers) the first ``submit`` in the child
+starts a fresh thread and queue and resets the inherited connection pool.
+"""
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Sequence
+
+from cds_service.audit.store import AuditError
+from cds_service.audit.store import IssuedCard
+from cds_service.audit.store import Store
+
+log = logging.getLogger("cds_service.audit")
+_STOP = object()
+
+
+class CardRecorder:
+    def __init__(self, store: Store, max_pending: int = 10_000):
+        self.store = store
+        self.max_pending = max_pending
+        self.recorded = 0   # cards written
+        self.failed = 0     # responses whose cards could not be written (database error)
+        self.dropped = 0    # responses not queued because the queue was full
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._queue: queue.Queue = queue.Queue(max_pending)
+        self._thread: threading.Thread | None = None
+
+    def _ensure_worker(self) -> None:
+        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+                return
+            if self._pid is not None and self._pid != os.getpid():
+                self.store.after_fork()
+                self._queue = queue.Queue(self.max_pending)
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._work, name="cds-audit-recorder", daemon=True)
+            self._thread.start()
+
+    def submit(self, cards: Sequence[IssuedCard], **fields) -> bool:
+        """Queue the cards of one response (``fields`` as for ``Store.record_cards``, with ``issued_at``)."""
+        if not cards:
+            return True
+        self._ensure_worker()
+        try:
+            self._queue.put_nowait((tuple(cards), fields))
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
+            log.error("audit queue full: cards not recorded", extra={"fields": {"cards": len(cards)}})
+            return False
+        return True
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                if job is _STOP:
+                    return
+                cards, fields = job
+                try:
+                    written = self.store.record_cards(cards, **fields)
+                except (AuditError, ValueError) as error:
+                    with self._lock:
+                        self.failed += 1
+                    log.error("audit: cards not recorded", extra={"fields": {"error": str(error), "cards": len(cards)}})
+                else:
+                    with self._lock:
+                        self.recorded += written
+            finally:
+                self._queue.task_done()
+
+    def flush(self) -> None:
+        """Wait until every queued record has been written or has failed (tests, shutdown)."""
+        if self._thread is not None and self._pid == os.getpid():
+            self._queue.join()
+
+    def close(self) -> None:
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout=10)

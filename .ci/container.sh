@@ -137,4 +137,6 @@ status=$(podman inspect "$name" --format '{{.State.ExitCode}}')
 echo "stopped in $(( ($(date +%s%N) - stop_started) / 1000000 )) ms, exit code $status"
 podman logs "$name" 2>&1 | tail -3 | cut -c1-200
 [ "$status" = 0 ]
+# Previous builds' images, untagged by this one (the cached layers stay).
+podman image prune -f --filter label=org.opencontainers.image.title=milnacipran-cds >/dev/null 2>&1 || true
 step "passed"

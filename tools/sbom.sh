@@ -13,6 +13,6 @@ cyclonedx=${CYCLONEDX_PY:-$(command -v cyclonedx-py || echo .venv/bin/cyclonedx-
 if [ -z "${SOURCE_DATE_EPOCH:-}" ] && epoch=$(git log -1 --format=%ct 2>/dev/null); then
   export SOURCE_DATE_EPOCH=$epoch
 fi
-"$cyclonedx" requirements --pyproject pyproject.toml --mc-type application --spec-version 1.6 \
+PYTHONWARNINGS=ignore::UserWarning "$cyclonedx" requirements --pyproject pyproject.toml --mc-type application --spec-version 1.6 \
   --output-reproducible --output-format JSON --output-file "$output" --validate requirements.lock
 echo "wrote $output ($(grep -c '"bom-ref"' "$output") bom-refs)"

@@ -12,7 +12,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
 from server_process import REPO
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()

@@ -29,6 +29,7 @@ from cds_service.logs import configure_logging
 from cds_service.pipeline import OrderCheck
 from cds_service.pipeline import utc_now
 from cds_service.policy import load_policy
+from cds_service.rules.registry import CONTRAINDICATION_TOPICS
 from cds_service.rules.registry import RULE_CATALOGUE
 from cds_service.settings import Settings
 from cds_service.settings import SettingsError
@@ -52,13 +53,13 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
     settings = load_settings(environ, config)
     configure_logging(settings.log_level)
     knowledge = default_knowledge()
-    policy = load_policy(settings.policy_file, knowledge, RULE_CATALOGUE)
+    policy = load_policy(settings.policy_file, knowledge, RULE_CATALOGUE, CONTRAINDICATION_TOPICS)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     install(app, Components(
         settings=settings,
-        check=OrderCheck(policy, ChartSource(settings, chart_session), clock),
+        check=OrderCheck(policy, ChartSource(settings, chart_session), clock, settings.time_zone),
         discovery=discovery_document(knowledge),
         authenticator=_authenticator(settings, auth_clock, fetch_jwks, replay_cache),
     ))

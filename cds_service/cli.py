@@ -84,9 +84,35 @@ def evaluate(args: argparse.Namespace) -> int:
     except CdsError as error:
         print(f"{args.request}: {error.message}", file=sys.stderr)
         return 2
-    json.dump(response, sys.stdout, indent=2, ensure_ascii=False)
-    print()
+    if args.format == "json":
+        json.dump(response, sys.stdout, indent=2, ensure_ascii=False)
+        print()
+    else:
+        print(readable(response))
     return 0
+
+
+def _action(action: dict) -> str:
+    if action["type"] == "create":
+        resource = action.get("resource", {})
+        codes = ", ".join(f"LOINC {c['code']}" for c in resource.get("code", {}).get("coding", []))
+        return f"create {resource.get('resourceType')}" + (f" ({codes})" if codes else "")
+    target = action.get("resourceId") or f"{action['resource']['resourceType']}/{action['resource']['id']}"
+    return f"{action['type']} {target}"
+
+
+def readable(response: dict) -> str:
+    """The cards as a clinician reads them: indicator, topic and summary, then each suggestion."""
+    if not response["cards"]:
+        return "  no cards"
+    lines = []
+    for card in response["cards"]:
+        lines.append(f"  {card['indicator']} {card['source']['topic']['code']} | {card['summary']}")
+        for suggestion in card.get("suggestions", []):
+            recommended = " (recommended)" if suggestion.get("isRecommended") else ""
+            actions = ", ".join(_action(action) for action in suggestion["actions"])
+            lines.append(f"     suggestion: {suggestion['label']}{recommended} -> {actions}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluate_parser = commands.add_parser("evaluate", help="print the response to a request file")
     evaluate_parser.add_argument("request", help="a CDS Hooks request JSON file, or a scenario file")
     evaluate_parser.add_argument("--now", help="evaluation time, e.g. 2026-11-20T15:00:00Z (default: now)")
-    evaluate_parser.add_argument("--format", choices=("json",), default="json", help="output format (default json)")
+    evaluate_parser.add_argument("--format", choices=("text", "json"), default="text",
+                                 help="text: indicator, topic, summary and suggestions (default); json: the response")
     evaluate_parser.set_defaults(run=evaluate)
     gallery.add_command(commands, make_evaluator)
     args = parser.parse_args(argv)

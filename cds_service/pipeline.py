@@ -1,4 +1,4 @@
-"""The one-way check of a hook request: envelope -> orders -> chart -> snapshot -> rules -> cards.
+"""The one-way check of a hook request: envelope -> orders -> chart -> snapshot -> rules -> composition -> cards.
 
 ``OrderCheck`` holds what is loaded once at start-up (knowledge, policy, medication matcher,
 chart source) and is shared by the HTTP view and the ``evaluate`` command. A crash anywhere
@@ -8,13 +8,15 @@ and never an empty card list.
 
 import datetime
 import logging
+import zoneinfo
 from collections.abc import Callable
 
-from cds_service.cards.render import render_cards
+from cds_service.cards import cards_for
 from cds_service.chart.prefetch import prefetch_templates
 from cds_service.chart.source import ChartSource
 from cds_service.errors import CdsError
 from cds_service.errors import PreconditionFailed
+from cds_service.fhir.dates import shown_in
 from cds_service.fhir.read import child
 from cds_service.fhir.read import items
 from cds_service.fhir.read import text
@@ -45,7 +47,9 @@ def utc_now() -> datetime.datetime:
 
 
 class OrderCheck:
-    def __init__(self, policy: Policy, chart_source: ChartSource, clock: Callable[[], datetime.datetime] = utc_now):
+    def __init__(self, policy: Policy, chart_source: ChartSource, clock: Callable[[], datetime.datetime] = utc_now,
+                 time_zone: zoneinfo.ZoneInfo = zoneinfo.ZoneInfo("UTC")):
+        self.time_zone = time_zone  # cards show dates and times in the site's zone
         self.policy = policy
         self.knowledge = policy.knowledge
         self.matcher = MedicationMatcher(self.knowledge)
@@ -55,26 +59,32 @@ class OrderCheck:
 
     def evaluate(self, envelope: Envelope) -> dict:
         """The CDS Hooks response for one request."""
-        try:
-            orders = find_milnacipran_orders(envelope, self.matcher)
-            unresolved = self._unresolved_medication_references(envelope, orders)
-            if unresolved:  # read only those Medications first: most such orders are not milnacipran
-                fetched = self.chart_source.gather(envelope, {}, unresolved).medications
-                orders = find_milnacipran_orders(envelope, self.matcher, fetched)
-            if not orders:
-                return {"cards": []}
-            chart = self.chart_source.gather(envelope, self.templates)
-            if chart.patient is None:
-                raise PreconditionFailed("The Patient resource could not be had from prefetch or the FHIR server, "
-                                         "so no milnacipran check could be made.")
-            snapshot = build_snapshot(chart, orders, envelope.draft_entries(), self.matcher, self.clock(),
-                                      self.policy.thresholds)
-            return {"cards": self._cards(self._findings(orders, snapshot))}
-        except CdsError:
-            raise
-        except Exception:
-            log.exception("order check failed", extra={"fields": {"hookInstance": envelope.hook_instance}})
-            return {"cards": self._cards([CHECK_FAILED])}
+        with shown_in(self.time_zone):
+            try:
+                drafts, findings = self.findings(envelope)
+            except CdsError:
+                raise
+            except Exception:
+                log.exception("order check failed", extra={"fields": {"hookInstance": envelope.hook_instance}})
+                drafts, findings = [], [CHECK_FAILED]
+            return {"cards": cards_for(findings, drafts, self.policy, envelope.hook)}
+
+    def findings(self, envelope: Envelope) -> tuple[list[str], list[Finding]]:
+        """The milnacipran drafts' references and the rules' findings for them (none: not a milnacipran order)."""
+        orders = find_milnacipran_orders(envelope, self.matcher)
+        unresolved = self._unresolved_medication_references(envelope, orders)
+        if unresolved:  # read only those Medications first: most such orders are not milnacipran
+            fetched = self.chart_source.gather(envelope, {}, unresolved).medications
+            orders = find_milnacipran_orders(envelope, self.matcher, fetched)
+        if not orders:
+            return [], []
+        chart = self.chart_source.gather(envelope, self.templates)
+        if chart.patient is None:
+            raise PreconditionFailed("The Patient resource could not be had from prefetch or the FHIR server, "
+                                     "so no milnacipran check could be made.")
+        snapshot = build_snapshot(chart, orders, envelope.draft_entries(), self.matcher, self.clock(),
+                                  self.policy.thresholds)
+        return [order.reference for order in orders], evaluate_rules(orders, snapshot, self.policy)
 
     def _unresolved_medication_references(self, envelope: Envelope, orders) -> list[str]:
         """medicationReferences of unidentified drafts that neither the Bundle nor a contained resource holds."""
@@ -84,9 +94,3 @@ class OrderCheck:
         references = [text(child(resource, "medicationReference"), "reference") for resource in envelope.draft_entries()]
         return [reference for reference in references
                 if reference and not reference.startswith("#") and reference not in known]
-
-    def _findings(self, orders, snapshot) -> list[Finding]:
-        return evaluate_rules(orders, snapshot, self.policy)
-
-    def _cards(self, findings: list[Finding]) -> list[dict]:
-        return render_cards(findings, self.knowledge.version, self.policy.override_reasons)

@@ -4,7 +4,9 @@ A policy file (``CDS_POLICY_FILE``) is JSON::
 
     {"thresholds": {"bp_hr_window_days": 180},
      "indicators": {"M4": "critical", "A2": "off"},
-     "overrideReasons": [{"system": "...", "code": "...", "display": "...", "topics": ["renal-function"]}]}
+     "overrideReasons": [{"system": "...", "code": "...", "display": "...", "topics": ["renal-function"],
+                          "contraindication": false}],
+     "routineNotices": "order-select"}
 
 Without a file the defaults reproduce the knowledge reference. Anything invalid raises
 ``PolicyError`` naming the key, and the service refuses to start. The label's
@@ -14,6 +16,7 @@ contraindications (as the rule registry declares them) can be raised or lowered 
 import dataclasses
 import json
 from collections.abc import Mapping
+from collections.abc import Set
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -23,6 +26,9 @@ from cds_service.contract import TOPICS
 from cds_service.knowledge import Knowledge
 
 LEVELS = (*INDICATORS, "off")
+ROUTINE_NOTICE_CHOICES = ("all", "order-select", "off")
+# topics where every card is about a label contraindication: only reasons that fit one may be offered
+CONTRAINDICATION_ONLY_TOPICS = ("maoi-contraindication",)
 
 
 class PolicyError(ValueError):
@@ -36,6 +42,7 @@ class Policy:
     indicators: Mapping[str, str]
     override_reasons: tuple[Mapping[str, str], ...]
     source: str = "knowledge defaults"
+    routine_notices: str = "all"  # the "Starting milnacipran" card: "all", "order-select" (only there) or "off"
 
     def threshold(self, name: str) -> float:
         return self.thresholds[name]
@@ -76,26 +83,55 @@ def _indicators(raw: Any, rules: Mapping[str, bool]) -> dict[str, str]:
     return dict(raw)
 
 
-def _override_reasons(raw: Any) -> tuple[dict, ...]:
+def _override_reasons(raw: Any, knowledge: Knowledge, contraindication_topics: Set[str]) -> tuple[dict, ...]:
+    """Coded reasons with the topics they fit; a reason fits a card that cancels the order only when it
+    says ``"contraindication": true``. Refused: a topic left without a reason; a topic that can cancel
+    the order left without a fitting reason; a reason that does not fit a contraindication attached to
+    a topic where every card is about one (the MAOI topic), or one the knowledge marks unfit declared fit."""
     if not isinstance(raw, list) or not raw:
         raise PolicyError("'overrideReasons' must be a non-empty array of Codings")
+    unfit = {reason["code"] for reason in knowledge.override_reasons if not reason.get("contraindication")}
     for index, reason in enumerate(raw):
         if not isinstance(reason, Mapping) or not all(isinstance(reason.get(k), str) and reason[k]
                                                       for k in ("system", "code", "display")):
             raise PolicyError(f"overrideReasons[{index}]: needs non-empty 'system', 'code' and 'display'")
         if not set(reason.get("topics", ())) <= set(TOPICS) or isinstance(reason.get("topics"), str):
             raise PolicyError(f"overrideReasons[{index}].topics: must list card topic codes")
+        if not isinstance(reason.get("contraindication", False), bool):
+            raise PolicyError(f"overrideReasons[{index}].contraindication: must be true or false")
+        fits_contraindication = reason.get("contraindication", False)
+        if fits_contraindication and reason["code"] in unfit:
+            raise PolicyError(f"overrideReasons[{index}] ({reason['code']}): the knowledge marks this reason unfit "
+                              "for a card that cancels the order")
+        for topic in set(reason.get("topics", TOPICS)) & set(CONTRAINDICATION_ONLY_TOPICS):
+            if not fits_contraindication:
+                raise PolicyError(f"overrideReasons[{index}] ({reason['code']}): does not fit a contraindication, "
+                                  f"so it cannot be offered on the {topic} card")
     uncovered = [topic for topic in TOPICS if not any(topic in r.get("topics", (topic,)) for r in raw)]
     if uncovered:
         raise PolicyError(f"overrideReasons: no reason for the topic(s) {', '.join(uncovered)} "
                           "(every warning or critical card must offer one)")
+    cancel_uncovered = [topic for topic in sorted(contraindication_topics) if not any(
+        topic in r.get("topics", (topic,)) and r.get("contraindication", False) for r in raw)]
+    if cancel_uncovered:
+        raise PolicyError(f"overrideReasons: no reason fit for a contraindication on the topic(s) "
+                          f"{', '.join(cancel_uncovered)} (a card that cancels the order must offer one)")
     return tuple(dict(reason) for reason in raw)
 
 
-def load_policy(path: str | None, knowledge: Knowledge, rules: Mapping[str, bool]) -> Policy:
+def _routine_notices(raw: Any) -> str:
+    if raw not in ROUTINE_NOTICE_CHOICES:
+        raise PolicyError(f"routineNotices: must be one of {', '.join(ROUTINE_NOTICE_CHOICES)}, not {raw!r}")
+    return raw
+
+
+def load_policy(path: str | None, knowledge: Knowledge, rules: Mapping[str, bool],
+                contraindication_topics: Set[str] = frozenset()) -> Policy:
     """The site policy from ``path`` (None: the defaults), validated against the knowledge and the
-    rule registry's catalogue (rule id -> whether it is a label contraindication)."""
+    rule registry: its catalogue (rule id -> whether it is a label contraindication) and the topics
+    whose cards may cancel the order."""
     if path is None:
+        _override_reasons(list(knowledge.override_reasons), knowledge, contraindication_topics)
         return default_policy(knowledge)
     try:
         raw = json.loads(Path(path).read_text())
@@ -105,14 +141,16 @@ def load_policy(path: str | None, knowledge: Knowledge, rules: Mapping[str, bool
         raise PolicyError(f"CDS_POLICY_FILE {path}: not valid JSON ({error})") from None
     if not isinstance(raw, Mapping):
         raise PolicyError(f"CDS_POLICY_FILE {path}: must be a JSON object")
-    unknown = set(raw) - {"thresholds", "indicators", "overrideReasons", "_comment"}
+    unknown = set(raw) - {"thresholds", "indicators", "overrideReasons", "routineNotices", "_comment"}
     if unknown:
-        raise PolicyError(f"{', '.join(sorted(unknown))}: unknown key (expected thresholds, indicators, overrideReasons)")
+        raise PolicyError(f"{', '.join(sorted(unknown))}: unknown key "
+                          "(expected thresholds, indicators, overrideReasons, routineNotices)")
     return Policy(
         knowledge=knowledge,
         thresholds=MappingProxyType(_thresholds(raw.get("thresholds", {}), knowledge)),
         indicators=MappingProxyType(_indicators(raw.get("indicators", {}), rules)),
-        override_reasons=_override_reasons(raw["overrideReasons"]) if "overrideReasons" in raw
-        else knowledge.override_reasons,
+        override_reasons=_override_reasons(raw.get("overrideReasons", list(knowledge.override_reasons)), knowledge,
+                                           contraindication_topics),
         source=str(path),
+        routine_notices=_routine_notices(raw.get("routineNotices", "all")),
     )

@@ -12,8 +12,9 @@ EHR would send it, or a few facts about the patient (``patient``) and the order 
      "expected": [{"topic": "renal-function", "indicator": "info"}], "reasoning": "..."}
 
 Facts are recorded ``days_ago`` days before ``now`` (3 by default). Medications are named by
-ingredient (coded with its RxNorm ingredient code) and are active; conditions are (system, code)
-pairs on the problem list, active and confirmed.
+ingredient (coded with its RxNorm ingredient code) and are active, or given as
+``{"name", "status", "ends_days_from_now"}`` for a course that ended or ends (negative: in the
+past); conditions are (system, code) pairs on the problem list, active and confirmed.
 """
 
 import dataclasses
@@ -86,12 +87,20 @@ def _blood_pressure(index: int, systolic: float, diastolic: float, when: str, kn
             "component": [component("systolic_bp"), component("diastolic_bp")]}
 
 
-def _medication(index: int, name: str, when: str, knowledge: Knowledge) -> dict:
-    [ingredient] = [i for i in knowledge.ingredients.values() if i.name == name]
-    return {"resourceType": "MedicationRequest", "id": f"med-{index}", "status": "active", "intent": "order",
-            "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": ingredient.rxcui, "display": name}],
-                                          "text": name},
-            "subject": {"reference": f"Patient/{PATIENT_ID}"}, "authoredOn": when}
+def _medication(index: int, spec: str | Mapping[str, Any], when: str, now: datetime.datetime,
+                knowledge: Knowledge) -> dict:
+    """An ingredient name (active), or {"name", "status", "ends_days_from_now"} for a course with an end."""
+    spec = {"name": spec} if isinstance(spec, str) else spec
+    [ingredient] = [i for i in knowledge.ingredients.values() if i.name == spec["name"]]
+    order = {"resourceType": "MedicationRequest", "id": f"med-{index}", "status": spec.get("status", "active"),
+             "intent": "order", "subject": {"reference": f"Patient/{PATIENT_ID}"}, "authoredOn": when,
+             "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": ingredient.rxcui,
+                                                       "display": spec["name"]}], "text": spec["name"]}}
+    if "ends_days_from_now" in spec:
+        end = now + datetime.timedelta(days=spec["ends_days_from_now"])
+        order["dosageInstruction"] = [{"timing": {"repeat": {"boundsPeriod": {
+            "start": when, "end": end.isoformat().replace("+00:00", "Z")}}}}]
+    return order
 
 
 def _condition(index: int, system: str, code: str, when: str) -> dict:
@@ -147,8 +156,8 @@ def build_request(now: datetime.datetime, patient: Mapping[str, Any], order: Map
             "bodyMeasures": _bundle(body),
             "vitalSigns": _bundle(vitals),
             "otherLabs": _bundle([]),
-            "medicationRequests": _bundle([_medication(i, name, when, knowledge)
-                                           for i, name in enumerate(patient.get("medications", ()))]),
+            "medicationRequests": _bundle([_medication(i, spec, when, now, knowledge)
+                                           for i, spec in enumerate(patient.get("medications", ()))]),
             "medicationStatements": _bundle([]),
             "conditions": _bundle([_condition(i, system, code, when)
                                    for i, (system, code) in enumerate(patient.get("conditions", ()))]),

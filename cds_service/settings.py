@@ -8,6 +8,7 @@ cannot be cast stops the service at start-up with a message naming the variable.
 import dataclasses
 import math
 import os
+import zoneinfo
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,6 +66,13 @@ def _base_url(text: str) -> str:
     return text
 
 
+def _time_zone(text: str) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(text.strip())
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA time zone name such as UTC or America/Chicago") from None
+
+
 @dataclasses.dataclass(frozen=True)
 class Field:
     name: str
@@ -102,6 +110,8 @@ FIELDS = (
           "Reuse fetched chart data for the same patient and FHIR server for this long (0 = off)."),
     Field("cors_allow_origin", str, "*", "Value of Access-Control-Allow-Origin."),
     Field("log_level", _log_level, "INFO", "Python log level of the JSON logs."),
+    Field("time_zone", _time_zone, "UTC",
+          "IANA time zone in which cards show dates and times (e.g. America/Chicago); the zone is named."),
 )
 
 
@@ -124,6 +134,7 @@ class Settings:
     chart_cache_seconds: float
     cors_allow_origin: str
     log_level: str
+    time_zone: zoneinfo.ZoneInfo
 
 
 def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:

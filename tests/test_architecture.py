@@ -15,7 +15,7 @@ from builders import snapshot
 from builders import use
 
 import cds_service
-from cds_service.cards.render import render_cards
+from cds_service.cards import cards_for
 from cds_service.findings import Action
 from cds_service.findings import Finding
 from cds_service.findings import Suggestion
@@ -219,8 +219,8 @@ def test_a_broken_rule_costs_only_its_own_topic(how):
     rules = (Rule("hepatic", broken(how), ("H1", "H2")),
              Rule("maoi-contraindication", maoi_washout.psychiatric_maoi, ("M1", "M1u"), ("M1",)))
     facts = critical_maoi_findings()
-    cards = render_cards(evaluate_rules(facts["draft_orders"], facts["patient"], POLICY, rules=rules),
-                         POLICY.knowledge.version, POLICY.override_reasons)
+    findings = evaluate_rules(facts["draft_orders"], facts["patient"], POLICY, rules=rules)
+    cards = cards_for(findings, [order.reference for order in facts["draft_orders"]], POLICY, "order-sign")
     by_topic = {card["source"]["topic"]["code"]: card for card in cards}
     assert set(by_topic) == {"maoi-contraindication", "hepatic"}
     assert by_topic["maoi-contraindication"]["indicator"] == "critical"

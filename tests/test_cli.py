@@ -15,22 +15,34 @@ def evaluate(capsys, *args):
 
 
 def test_evaluate_prints_the_response_to_a_request_file(capsys):
-    code, out, _ = evaluate(capsys, FIXTURES / "requests" / "sandbox-order-sign.json", "--now", "2026-11-20T15:00:00Z")
+    code, out, _ = evaluate(capsys, FIXTURES / "requests" / "sandbox-order-sign.json", "--now", "2026-11-20T15:00:00Z",
+                            "--format", "json")
     assert code == 0
     response = json.loads(out)
     assert_conformant_response(response)
-    assert {card["source"]["topic"]["code"] for card in response["cards"]} == {"dose-titration", "suicidality"}
+    assert [card["source"]["topic"]["code"] for card in response["cards"]] == ["dose-titration"]
+
+
+def test_evaluate_reads_as_a_clinician_sees_the_cards_by_default(capsys):
+    code, out, _ = evaluate(capsys, FIXTURES / "scenarios" / "18-maoi-phenelzine-active.json")
+    assert code == 0
+    assert out.splitlines() == [
+        "  critical maoi-contraindication | MAOI within 14 days: milnacipran is contraindicated. Cancel this order.",
+        "     suggestion: Cancel the milnacipran order -> delete MedicationRequest/draft-milnacipran-1",
+        "  info suicidality | Starting milnacipran: watch for suicidality (boxed warning).",
+    ]
 
 
 def test_evaluate_takes_a_scenario_with_its_own_time(capsys):
-    code, out, _ = evaluate(capsys, FIXTURES / "scenarios" / "18-maoi-phenelzine-active.json")
+    code, out, _ = evaluate(capsys, FIXTURES / "scenarios" / "18-maoi-phenelzine-active.json", "--format", "json")
     assert code == 0
     assert json.loads(out)["cards"][0]["indicator"] == "critical"
 
 
 def test_evaluate_a_non_milnacipran_order(capsys):
-    code, out, _ = evaluate(capsys, FIXTURES / "requests" / "non-milnacipran-order.json")
+    code, out, _ = evaluate(capsys, FIXTURES / "requests" / "non-milnacipran-order.json", "--format", "json")
     assert (code, json.loads(out)) == (0, {"cards": []})
+    assert evaluate(capsys, FIXTURES / "requests" / "non-milnacipran-order.json")[1] == "  no cards\n"
 
 
 def test_evaluate_reports_unusable_files_without_a_traceback(capsys, tmp_path):

@@ -6,6 +6,7 @@ import pytest
 from conftest import load_fixture
 
 from cds_service import create_app
+from cds_service.contract import TOPICS
 from cds_service.policy import PolicyError
 
 REQUEST = "requests/sandbox-order-sign.json"
@@ -24,7 +25,9 @@ def cards(app, request=None):
 
 def test_defaults_reproduce_the_reference():
     app = create_app({"require_jwt": False})
-    assert set(cards(app)) == {"dose-titration", "suicidality"}
+    [(topic, card)] = cards(app).items()  # the new start's routine notices, as one card
+    assert topic == "dose-titration" and card["summary"].startswith("Starting milnacipran: titrate from 12.5 mg")
+    assert "rules D3, SU1" in card["detail"]
 
 
 def test_a_policy_can_turn_a_rule_off_or_change_its_indicator(tmp_path):
@@ -42,10 +45,48 @@ def test_a_policy_threshold_changes_the_rule(tmp_path):
     assert cards(app, request)["blood-pressure-heart-rate"]["indicator"] == "warning"
 
 
+SITE = "https://hospital.example.org/cds-override"
+NOT_MAOI = [topic for topic in TOPICS if topic != "maoi-contraindication"]
+CONTRAINDICATION_REASON = {"system": SITE, "code": "record-wrong", "display": "Record is wrong",
+                           "topics": ["maoi-contraindication", "renal-function"], "contraindication": True}
+
+
 def test_a_policy_replaces_the_override_reasons(tmp_path):
-    reasons = [{"system": "https://hospital.example.org/cds-override", "code": "pt-aware", "display": "Patient aware"}]
+    reasons = [{"system": SITE, "code": "pt-aware", "display": "Patient aware", "topics": NOT_MAOI},
+               CONTRAINDICATION_REASON]
     app = app_with_policy(tmp_path, {"indicators": {"D3": "warning"}, "overrideReasons": reasons})
-    assert cards(app)["dose-titration"]["overrideReasons"] == reasons
+    assert cards(app)["dose-titration"]["overrideReasons"] == [{"system": SITE, "code": "pt-aware",
+                                                                "display": "Patient aware"}]
+
+
+def test_a_card_that_cancels_the_order_offers_only_reasons_that_fit_a_contraindication():
+    from test_scenarios import FIXTURES_SCENARIOS
+    from test_scenarios import run_scenario
+
+    from cds_service.scenario import load_scenario
+    from cds_service.http.components import components
+    policy = components(create_app({"require_jwt": False})).check.policy
+    cancelling = {reason["code"] for reason in policy.override_reasons if reason.get("contraindication")}
+    for name, topic in (("18-maoi-phenelzine-active", "maoi-contraindication"),
+                        ("07-renal-esrd-by-crcl", "renal-function")):
+        [card] = [c for c in run_scenario(load_scenario(FIXTURES_SCENARIOS / f"{name}.json"))
+                  if c["source"]["topic"]["code"] == topic]
+        codes = {reason["code"] for reason in card["overrideReasons"]}
+        assert codes and codes <= cancelling, (name, codes)
+        assert "cross-titration" not in codes and "already-tolerating" not in codes
+
+
+@pytest.mark.parametrize("routine, hook, shown", [
+    ("all", "order-sign", True), ("order-select", "order-select", True), ("order-select", "order-sign", False),
+    ("off", "order-select", False),
+])
+def test_the_policy_decides_where_the_routine_notices_of_a_new_start_show(tmp_path, routine, hook, shown):
+    request = load_fixture(REQUEST)
+    request["hook"] = hook
+    app = app_with_policy(tmp_path, {"routineNotices": routine})
+    service = "milnacipran-order-select" if hook == "order-select" else "milnacipran-order-sign"
+    response = app.test_client().post(f"/cds-services/{service}", json=request).get_json()
+    assert any(c["summary"].startswith("Starting milnacipran") for c in response["cards"]) == shown
 
 
 @pytest.mark.parametrize("policy, message", [
@@ -58,6 +99,16 @@ def test_a_policy_replaces_the_override_reasons(tmp_path):
     ({"overrideReasons": [{"system": "s", "code": "c", "display": "d", "topics": ["renal-function"]}]},
      "overrideReasons: no reason for the topic"),
     ({"cards": {}}, "cards: unknown key"),
+    ({"routineNotices": "sometimes"}, "routineNotices: must be one of all, order-select, off"),
+    ({"overrideReasons": [{"system": SITE, "code": "planned", "display": "Cross-titration planned",
+                           "topics": ["maoi-contraindication"]}, CONTRAINDICATION_REASON]},
+     "does not fit a contraindication, so it cannot be offered on the maoi-contraindication card"),
+    ({"overrideReasons": [{"system": SITE, "code": "cross-titration", "display": "Cross-titration planned",
+                           "topics": NOT_MAOI, "contraindication": True}, CONTRAINDICATION_REASON]},
+     "the knowledge marks this reason unfit"),
+    ({"overrideReasons": [{"system": SITE, "code": "ok", "display": "OK", "topics": NOT_MAOI},
+                          {**CONTRAINDICATION_REASON, "topics": ["maoi-contraindication"]}]},
+     "no reason fit for a contraindication on the topic\\(s\\) renal-function"),
     ("{not json", "not valid JSON"),
     ([], "must be a JSON object"),
 ])

@@ -87,17 +87,36 @@ def test_renal_bands_and_dose_ceiling(crcl, mg, per_day, expected):
     assert fired(findings) == expected
 
 
-def test_severe_renal_overdose_suggests_25_then_50_mg_twice_a_day_as_valid_updates():
+ON_MILNACIPRAN = (use("milnacipran", start=days_ago(200)),)
+
+
+@pytest.mark.parametrize("medications, steps, recommended", [
+    ((), [[12.5, 12.5, 25], [25], [50]], 0),             # new start: titrate up to the renal starting dose first
+    (ON_MILNACIPRAN, [[25], [50]], 0),                   # already on it: 25 mg twice a day first
+])
+def test_severe_renal_overdose_suggests_valid_updates_with_the_right_one_recommended(medications, steps, recommended):
     draft = orders(draft_resource(100, 2))
-    [finding] = renal_function.renal_dose_ceiling(draft, snapshot(renal=renal(20)), POLICY)
+    [finding] = renal_function.renal_dose_ceiling(draft, snapshot(renal=renal(20), medications=medications), POLICY)
     updates = [s.actions[0] for s in finding.suggestions]
-    assert [a.type for a in updates] == ["update", "update"]
-    assert [a.resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] for a in updates] == [25, 50]
+    assert [a.type for a in updates] == ["update"] * len(steps)
+    assert [[i["doseAndRate"][0]["doseQuantity"]["value"] for i in a.resource["dosageInstruction"]]
+            for a in updates] == steps
     for action in updates:
         assert action.resource["id"] == "draft-1"
         assert_valid_r4(action.resource)
-    assert finding.suggestions[0].is_recommended
+    assert [s.is_recommended for s in finding.suggestions] == [i == recommended for i in range(len(steps))]
     assert draft[0].resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 100  # untouched
+
+
+def test_a_new_start_in_severe_renal_impairment_titrates_from_12_5_mg_to_the_renal_starting_dose():
+    [finding] = renal_function.renal_dose_ceiling(orders(draft_resource(50, 2)), snapshot(renal=renal(20)), POLICY)
+    assert finding.rule_id == "R4b" and finding.summary.startswith("100 mg/day ordered; renal maximum to start is 50")
+    titration = finding.suggestions[0]
+    assert titration.is_recommended and titration.label == "Titrate from 12.5 mg up to 25 mg twice a day"
+    sig = titration.actions[0].resource["dosageInstruction"]
+    assert [(i["text"], i["timing"]["repeat"].get("boundsDuration", {}).get("value")) for i in sig] == [
+        ("Day 1: 12.5 mg once a day", 1), ("Days 2-3: 12.5 mg twice a day", 2), ("Day 4 onward: 25 mg twice a day", None)]
+    assert titration.actions[0].resource["medicationCodeableConcept"]["coding"][0]["code"] == "833141"  # 12.5 mg tablet
 
 
 @pytest.mark.parametrize("categories", [("esrd",), ("dialysis",)])
@@ -418,7 +437,8 @@ def test_a_dose_update_keeps_route_and_start_and_drops_the_old_quantity_and_narr
     resource["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {"start": "2026-11-21"}
     resource["dispenseRequest"] = {"quantity": {"value": 60, "unit": "tablet"}, "numberOfRepeatsAllowed": 5,
                                    "validityPeriod": {"start": "2026-11-20"}}
-    [finding] = renal_function.renal_dose_ceiling(orders(resource), snapshot(renal=renal(20)), POLICY)
+    [finding] = renal_function.renal_dose_ceiling(orders(resource), snapshot(renal=renal(20), medications=ON_MILNACIPRAN),
+                                                  POLICY)
     updated = finding.suggestions[0].actions[0].resource
     assert_valid_r4(updated)
     [instruction] = updated["dosageInstruction"]
@@ -448,11 +468,10 @@ def test_a_titration_pack_order_is_not_replaced_by_a_flat_renal_dose():
 
 
 def test_two_drafts_each_get_their_own_dose_fix_on_one_card():
-    from cds_service.cards.render import render_cards
+    from cds_service.cards import cards_for
     two = orders(draft_resource(100, 2, order_id="a"), draft_resource(100, 2, order_id="b"))
-    findings = [dataclasses.replace(f, topic="renal-function")
-                for f in renal_function.renal_dose_ceiling(two, snapshot(renal=renal(20)), POLICY)]
-    [card] = render_cards(findings, "v", POLICY.override_reasons)
+    findings = run_rules(renal_function, two, snapshot(renal=renal(20), medications=ON_MILNACIPRAN))
+    [card] = cards_for(findings, [order.reference for order in two], POLICY, "order-sign")
     targets = [s["actions"][0]["resource"]["id"] for s in card["suggestions"]]
     assert sorted(targets) == ["a", "a", "b", "b"]
     assert len({s["label"] for s in card["suggestions"]}) == 4

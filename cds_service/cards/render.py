@@ -1,21 +1,21 @@
-"""Findings -> CDS Hooks cards: the one place that guarantees the spec's card rules.
+"""Card plans -> CDS Hooks cards: the one place that guarantees the spec's card rules.
 
 Every card gets a uuid4, a summary under 140 characters, an indicator, a source with label and
 ``topic`` (a contract topic code), ``selectionBehavior`` whenever it has suggestions, coded
 ``overrideReasons`` with a display when it is a warning or critical, and no null or empty value
-anywhere. Findings of one topic become one card: one card per problem, not per drug pair.
+anywhere. A card that cancels the order offers only the override reasons that fit a
+contraindication. A card that fails to render becomes its topic's "check could not run" card.
 """
 
 import logging
 import uuid
-from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 
+from cds_service.cards.compose import CardPlan
 from cds_service.contract import TOPIC_SYSTEM
 from cds_service.contract import TOPICS
 from cds_service.fhir.r4 import prune
-from cds_service.findings import Finding
 from cds_service.findings import Suggestion
 from cds_service.findings import check_could_not_run
 
@@ -44,65 +44,54 @@ def _suggestion(suggestion: Suggestion) -> dict:
     }
 
 
-def _unique_suggestions(findings: Sequence[Finding]) -> list[Suggestion]:
-    """Each distinct suggestion once: the same label on the same drafts is the same button."""
-    seen = {}
-    for finding in findings:
-        for suggestion in finding.suggestions:
-            targets = tuple((a.resource_id or (a.resource or {}).get("id")) for a in suggestion.actions)
-            seen.setdefault((suggestion.label, targets), suggestion)
-    return list(seen.values())
+def _detail(plan: CardPlan, footer: str) -> str:
+    """Each finding's numbers and advice (under its own summary when the card has several), then the
+    label sections and the footer."""
+    if len(plan.findings) == 1:
+        body = plan.lead.detail
+    else:
+        body = "\n\n".join(f"**{finding.summary}**" + (f"\n\n{finding.detail}" if finding.detail else "")
+                           for finding in plan.findings)
+    sections = "; ".join(dict.fromkeys(finding.label_section for finding in plan.findings))
+    return f"{body}\n\n**Label:** {sections}\n\n_{footer} · rules {', '.join(plan.rule_ids)}_"
 
 
-def _detail(findings: Sequence[Finding], knowledge_version: str) -> str:
-    sections = "; ".join(dict.fromkeys(finding.label_section for finding in findings))
-    rules = ", ".join(dict.fromkeys(finding.rule_id for finding in findings))
-    body = "\n\n".join(finding.detail for finding in findings)
-    return f"{body}\n\n**Label:** {sections}\n\n_Knowledge {knowledge_version} · rules {rules}_"
+def _override_reasons(reasons: Sequence[Mapping], plan: CardPlan) -> list[dict]:
+    """The reasons that fit the card's topic (a reason without ``topics`` fits every topic); on a card
+    that cancels the order, only those that fit a contraindication."""
+    return [{key: reason[key] for key in ("system", "code", "display")} for reason in reasons
+            if plan.topic in reason.get("topics", (plan.topic,))
+            and (reason.get("contraindication", False) or not plan.cancels_order)]
 
 
-def _override_reasons(reasons: Sequence[Mapping], topic: str) -> list[dict]:
-    """The reasons that fit this card's topic (a reason without ``topics`` fits every card), as Codings."""
-    return [{key: reason[key] for key in ("system", "code", "display")}
-            for reason in reasons if topic in reason.get("topics", (topic,))]
-
-
-def render_card(findings: Sequence[Finding], knowledge_version: str, override_reasons: Sequence[Mapping]) -> dict:
-    """One card from the findings of one topic, most urgent first."""
-    ordered = sorted(findings, key=lambda finding: -finding.rank)
-    lead = ordered[0]
-    suggestions = _unique_suggestions(ordered)
+def render_card(plan: CardPlan, footer: str, override_reasons: Sequence[Mapping]) -> dict:
     return prune({
         "uuid": str(uuid.uuid4()),
-        "summary": _short(lead.summary),
-        "indicator": lead.indicator,
-        "detail": _detail(ordered, knowledge_version),
+        "summary": _short(plan.summary),
+        "indicator": plan.lead.indicator,
+        "detail": _detail(plan, footer),
         "source": {
             "label": SOURCE_LABEL,
             "url": LABEL_URL,
-            "topic": {"system": TOPIC_SYSTEM, "code": lead.topic, "display": TOPICS[lead.topic]},
+            "topic": {"system": TOPIC_SYSTEM, "code": plan.topic, "display": TOPICS[plan.topic]},
         },
-        "suggestions": [_suggestion(suggestion) for suggestion in suggestions],
-        "selectionBehavior": "at-most-one" if suggestions else None,
-        "overrideReasons": _override_reasons(override_reasons, lead.topic) if lead.rank > 0 else None,
+        "suggestions": [_suggestion(suggestion) for suggestion in plan.suggestions],
+        "selectionBehavior": "at-most-one" if plan.suggestions else None,
+        "overrideReasons": _override_reasons(override_reasons, plan) if plan.lead.rank > 0 else None,
         "links": [{"label": "Savella prescribing information (DailyMed)", "url": LABEL_URL, "type": "absolute"}],
     })
 
 
-def render_cards(findings: Iterable[Finding], knowledge_version: str, override_reasons: Sequence[Mapping]) -> list[dict]:
-    """One card per topic, most urgent card first, ties in the order the rules ran."""
-    by_topic: dict[str, list[Finding]] = {}
-    for finding in findings:
-        by_topic.setdefault(finding.topic, []).append(finding)
-    groups = sorted(by_topic.values(), key=lambda group: -max(finding.rank for finding in group))
-    return [_isolated(group, knowledge_version, override_reasons) for group in groups]
+def render_cards(plans: Sequence[CardPlan], footer: str, override_reasons: Sequence[Mapping]) -> list[dict]:
+    """The cards in the plans' order; ``footer`` names the knowledge version and the policy in force."""
+    return [_isolated(plan, footer, override_reasons) for plan in plans]
 
 
-def _isolated(findings: Sequence[Finding], knowledge_version: str, override_reasons: Sequence[Mapping]) -> dict:
-    """The topic's card; if it cannot be rendered, that topic's "check could not run" card instead."""
+def _isolated(plan: CardPlan, footer: str, override_reasons: Sequence[Mapping]) -> dict:
+    """The plan's card; if it cannot be rendered, that topic's "check could not run" card instead."""
     try:
-        return render_card(findings, knowledge_version, override_reasons)
+        return render_card(plan, footer, override_reasons)
     except Exception:
-        topic = findings[0].topic
-        log.exception("card failed to render", extra={"fields": {"topic": topic}})
-        return render_card([check_could_not_run(topic, "card")], knowledge_version, override_reasons)
+        log.exception("card failed to render", extra={"fields": {"topic": plan.topic}})
+        failed = check_could_not_run(plan.topic, "card")
+        return render_card(CardPlan(plan.topic, (failed,), (), failed.summary, False), footer, override_reasons)

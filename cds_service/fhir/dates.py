@@ -1,18 +1,35 @@
-"""FHIR date, dateTime and instant strings as aware UTC datetimes.
+"""FHIR date, dateTime and instant strings as aware UTC datetimes, and shown in the site's zone.
 
 A partial date ("2026", "2026-10", "2026-10-28") is the start of that period, or its end when
 ``end_of_period`` is set: a stop known only as a date counts from the end of that day anywhere
 on Earth (midnight at UTC-12, i.e. 12:00 UTC the next day), the conservative reading of kb §0.5
 Decision 4 whatever the site's time zone. A time without a zone is taken as UTC.
+
+Cards show dates and times in the site's zone (``CDS_TIME_ZONE``), which the order check sets for
+each request with ``shown_in``; a time names its zone.
 """
 
 import calendar
+import contextlib
+import contextvars
 import datetime
 import re
+import zoneinfo
 
 LATE_ZONE = datetime.timedelta(hours=12)           # UTC-12, the last time zone to reach a given clock time
 LATEST_MIDNIGHT = datetime.timedelta(days=1) + LATE_ZONE  # the end of a day as seen at UTC-12
 PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
+_SHOWN_IN: contextvars.ContextVar[zoneinfo.ZoneInfo] = contextvars.ContextVar("shown_in", default=zoneinfo.ZoneInfo("UTC"))
+
+
+@contextlib.contextmanager
+def shown_in(zone: zoneinfo.ZoneInfo):
+    """Show dates and times in ``zone`` within this block (one request's card text)."""
+    token = _SHOWN_IN.set(zone)
+    try:
+        yield
+    finally:
+        _SHOWN_IN.reset(token)
 
 
 def parse_time(text: object, end_of_period: bool = False) -> datetime.datetime | None:
@@ -43,10 +60,11 @@ def _period_bound(year: str, month: str | None, day: str | None, end: bool) -> d
 
 
 def show_date(moment: datetime.datetime | None) -> str:
-    """``2026-11-20`` for card text, or 'date unknown'."""
-    return moment.strftime("%Y-%m-%d") if moment else "date unknown"
+    """``2026-11-20`` (the date in the site's zone) for card text, or 'date unknown'."""
+    return moment.astimezone(_SHOWN_IN.get()).strftime("%Y-%m-%d") if moment else "date unknown"
 
 
 def show_time(moment: datetime.datetime) -> str:
-    """``2026-11-20 15:00 UTC`` for card text."""
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+    """``2026-11-20 09:00 America/Chicago`` (the site's zone, named) for card text."""
+    zone = _SHOWN_IN.get()
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M} {zone.key}"

@@ -43,6 +43,7 @@ class Finding:
     suggestions: tuple[Suggestion, ...] = ()
     topic: str = ""
     rule_id: str = ""
+    brief: str = ""  # a few words for a card that combines routine notices ("age 68: hyponatremia risk")
 
     @property
     def rank(self) -> int:

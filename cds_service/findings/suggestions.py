@@ -55,12 +55,20 @@ def dosage(mg: float, per_day: int, text: str) -> dict:
     }
 
 
-def titration_schedule(thresholds) -> list[dict]:
-    """The label's titration: day 1 12.5 mg once; days 2-3 12.5 mg BID; days 4-7 25 mg BID; then 50 mg BID."""
+def titration_schedule(thresholds, up_to_daily_mg: float | None = None) -> list[dict]:
+    """The label's titration: day 1 12.5 mg once; days 2-3 12.5 mg BID; days 4-7 25 mg BID; then 50 mg BID.
+
+    ``up_to_daily_mg`` stops it at a lower daily dose, the last step open-ended: in severe renal
+    impairment the titration ends at the renal starting maximum (12.5 mg once, 12.5 mg BID, then 25 mg BID).
+    """
     day1 = thresholds["titration_day1_mg"]
     steps = [(day1, 1, 1, "Day 1"), (thresholds["titration_days2_3_daily_mg"] / 2, 2, 2, "Days 2-3"),
              (thresholds["titration_days4_7_daily_mg"] / 2, 2, 4, "Days 4-7"),
              (thresholds["titration_day8_daily_mg"] / 2, 2, None, "Day 8 onward")]
+    if up_to_daily_mg is not None:
+        last = next(index for index, (mg, per_day, _, _) in enumerate(steps) if mg * per_day >= up_to_daily_mg)
+        first_day = 1 + sum(days for _, _, days, _ in steps[:last])
+        steps = steps[:last] + [(steps[last][0], steps[last][1], None, f"Day {first_day} onward")]
     instructions = []
     for sequence, (mg, per_day, days, label) in enumerate(steps, start=1):
         instruction = dosage(mg, per_day, f"{label}: {mg:g} mg {'once' if per_day == 1 else 'twice'} a day")
@@ -136,6 +144,18 @@ def switch_to_titration_pack(order: MilnacipranOrder, knowledge: Knowledge, thre
     resource = _replaced_order(order, _medication(pack), titration_schedule(thresholds),
                                {"quantity": {"value": 1, "unit": "pack"}, "numberOfRepeatsAllowed": 0})
     return _update_draft(order, label, f"Replace {order.display} with the titration pack and sig", resource)
+
+
+def titrate_to(order: MilnacipranOrder, knowledge: Knowledge, thresholds, daily_mg: float, label: str,
+              recommended: bool = False) -> Suggestion | None:
+    """Update the draft to the label's titration on 12.5 mg tablets, stopping at ``daily_mg`` a day."""
+    tablet = next((code for code in knowledge.milnacipran_codes.values() if code.tty == "SCD"
+                   and code.strength_mg == thresholds["titration_day1_mg"] and "tablet" in code.name.lower()), None)
+    if tablet is None or order.match.titration_pack:
+        return None
+    resource = _replaced_order(order, _medication(tablet), titration_schedule(thresholds, daily_mg))
+    return _update_draft(order, label, f"Replace the sig of {order.display} with a titration up to {daily_mg:g} mg/day "
+                         "(dispense quantity to re-enter)", resource, recommended)
 
 
 def order_observation(knowledge: Knowledge, kinds: Sequence[str], patient_id: str, label: str, why: str) -> Suggestion:

@@ -17,11 +17,14 @@ def age(orders, snapshot, policy):
         return [Finding("info", f"Patient is {years}: antidepressants raise suicidality risk up to age 24; monitor closely.",
                         "Boxed warning: increased suicidal thinking and behaviour in children, adolescents and young "
                         "adults; watch for clinical worsening, especially early and at dose changes.",
-                        "Savella PI Boxed warning; §5.1 Suicidality", rule_id="A2")]
+                        "Savella PI Boxed warning; §5.1 Suicidality", rule_id="A2",
+                        brief=f"suicidality risk higher at {years}")]
     if years >= policy.threshold("elderly_age"):
-        return [Finding("info", f"Patient is {years}: check renal function for dosing; hyponatremia is more likely.",
-                        "Milnacipran is excreted mainly by the kidney; elderly patients are more likely to have reduced "
-                        "renal function and to develop hyponatremia.",
-                        "Savella PI §8.5 Geriatric use; §5.8 Hyponatremia", rule_id="A3")]
+        # the renal checks (R2-R6) own renal function: this notice does not repeat "check renal function"
+        return [Finding("info", f"Patient is {years}: hyponatremia is more likely in older patients; watch sodium.",
+                        "Elderly patients are more likely to develop hyponatremia, and to have reduced renal function "
+                        "(milnacipran is excreted mainly by the kidney: the renal check gives the dose).",
+                        "Savella PI §8.5 Geriatric use; §5.8 Hyponatremia", rule_id="A3",
+                        brief=f"hyponatremia likelier at {years}")]
     return []
 

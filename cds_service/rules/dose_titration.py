@@ -25,8 +25,8 @@ def maximum_daily_dose(orders, snapshot, policy):
         label = for_order(f"Change to {maximum:g} mg twice a day", order, orders)
         suggestion = None if severe else change_dose(order, policy.knowledge, maximum, 2, label, recommended=True)
         findings.append(Finding(
-            "warning", f"{daily:g} mg/day exceeds the {policy.threshold('max_daily_mg'):g} mg/day maximum; doses above it "
-            "were not studied.", f"Ordered: {order.dosing.describe()}." + (
+            "warning", f"{daily:g} mg/day ordered; the maximum is {policy.threshold('max_daily_mg'):g} mg/day "
+            "(higher doses were not studied).", f"Ordered: {order.dosing.describe()}." + (
                 " The renal card gives the dose for this patient's renal function." if severe else ""),
             SECTION, (suggestion,) if suggestion else (), rule_id="D1"))
     return findings
@@ -79,6 +79,7 @@ def titration_on_new_start(orders, snapshot, policy):
             f"{policy.threshold('titration_day1_mg'):g} mg over the first week.",
             f"Ordered: {dosing.describe()}.\n\nLabel titration: "
             + "; ".join(step["text"] for step in titration_schedule(policy.thresholds)) + ".",
-            SECTION, suggestions, rule_id="D3"))
+            SECTION, suggestions, rule_id="D3",
+            brief=f"titrate from {policy.threshold('titration_day1_mg'):g} mg ({first:g} mg/day ordered)"))
     return findings
 

@@ -34,6 +34,7 @@ class Rule:
     check: Callable
     ids: tuple[str, ...]
     contraindications: tuple[str, ...] = ()  # ids that are label contraindications: never "off"
+    routine: tuple[str, ...] = ()  # ids that are routine notices of a new start: one combined card
 
     @property
     def name(self) -> str:
@@ -60,9 +61,9 @@ RULES = (
     Rule("duplicate-therapy", duplicate_therapy.duplicate_milnacipran, ("D5",)),
     Rule("dose-titration", dose_titration.maximum_daily_dose, ("D1",)),
     Rule("dose-titration", dose_titration.divided_doses, ("D2",)),
-    Rule("dose-titration", dose_titration.titration_on_new_start, ("D3",)),
-    Rule("age", age.age, ("A1", "A2", "A3")),
-    Rule("suicidality", suicidality.suicidality, ("SU1", "SU2")),
+    Rule("dose-titration", dose_titration.titration_on_new_start, ("D3",), routine=("D3",)),
+    Rule("suicidality", suicidality.suicidality, ("SU1", "SU2"), routine=("SU1",)),
+    Rule("age", age.age, ("A1", "A2", "A3"), routine=("A2", "A3")),
     Rule("hepatic", hepatic.liver_disease, ("H1", "H2")),
     Rule("hepatic", hepatic.abnormal_liver_tests, ("H3",)),
     Rule("alcohol", conditions.alcohol_use_disorder, ("AL1",)),
@@ -82,11 +83,15 @@ def rules_by_id(rules=RULES) -> Mapping[str, Rule]:
         for rule_id in rule.ids:
             if by_id.setdefault(rule_id, rule) is not rule:
                 raise ValueError(f"rule id {rule_id} is declared by {by_id[rule_id].name} and {rule.name}")
-        if not set(rule.contraindications) <= set(rule.ids):
-            raise ValueError(f"{rule.name}: a contraindication id is not among its ids")
+        if not set(rule.contraindications) | set(rule.routine) <= set(rule.ids):
+            raise ValueError(f"{rule.name}: a contraindication or routine id is not among its ids")
     return by_id
 
 
 RULES_BY_ID = rules_by_id()
+# topics with a label contraindication: their cards may cancel the order
+CONTRAINDICATION_TOPICS = frozenset(rule.topic for rule in RULES if rule.contraindications)
+# the routine notices of a new start, in the order the combined card names them
+ROUTINE_NOTICES = tuple(rule_id for rule in RULES for rule_id in rule.routine)
 # rule id -> whether it is a label contraindication (what the site policy validates against)
 RULE_CATALOGUE = {rule_id: rule_id in rule.contraindications for rule_id, rule in RULES_BY_ID.items()}

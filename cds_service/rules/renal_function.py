@@ -5,6 +5,7 @@ from cds_service.findings.suggestions import cancel_orders
 from cds_service.findings.suggestions import change_dose
 from cds_service.findings.suggestions import for_order
 from cds_service.findings.suggestions import order_observation
+from cds_service.findings.suggestions import titrate_to
 from cds_service.rules.new_start import is_new_start
 from cds_service.rules.wording import bullet_list
 from cds_service.snapshot.creatinine_clearance import show_crcl
@@ -59,27 +60,35 @@ def renal_dose_ceiling(orders, snapshot, policy):
 
 
 def _severe_band_finding(order, daily, orders, snapshot, policy):
+    """R4 above the renal maximum, R4b a new start above the renal starting dose, R3 otherwise.
+
+    A new start titrates from 12.5 mg up to the renal starting dose: that is the recommended fix;
+    a patient already on milnacipran is changed to 25 mg twice a day.
+    """
     crcl = f"CrCl {show_crcl(snapshot.renal.crcl)}"
     detail = f"{_estimate_text(snapshot.renal)}\n\n{_ceiling_text(policy)}"
     target, ceiling = policy.threshold("renal_target_dose_mg"), policy.threshold("renal_max_dose_mg")
-    if daily is not None and daily > policy.threshold("renal_max_daily_mg"):
-        suggestions = tuple(s for s in (
-            change_dose(order, policy.knowledge, target, 2, for_order(f"Change to {target:g} mg twice a day", order, orders),
-                        recommended=True),
-            change_dose(order, policy.knowledge, ceiling, 2, for_order(f"Change to {ceiling:g} mg twice a day", order, orders)),
-        ) if s)
-        return Finding("warning", f"Severe renal impairment ({crcl}): {daily:g} mg/day exceeds the "
-                       f"{policy.threshold('renal_max_daily_mg'):g} mg/day renal maximum. Reduce the dose.",
-                       f"Ordered: {order.dosing.describe()}.\n\n{detail}", SECTION, suggestions, rule_id="R4")
-    if daily is not None and daily > policy.threshold("renal_target_daily_mg") and is_new_start(snapshot, policy):
-        label = for_order(f"Change to {target:g} mg twice a day", order, orders)
-        suggestion = change_dose(order, policy.knowledge, target, 2, label)
-        return Finding("info", f"Severe renal impairment ({crcl}): start maintenance at "
-                       f"{policy.threshold('renal_target_daily_mg'):g} mg/day; increase only on response.",
+    start_daily, max_daily = policy.threshold("renal_target_daily_mg"), policy.threshold("renal_max_daily_mg")
+    new_start = is_new_start(snapshot, policy)
+    titration = titrate_to(order, policy.knowledge, policy.thresholds, start_daily, for_order(
+        f"Titrate from {policy.threshold('titration_day1_mg'):g} mg up to {target:g} mg twice a day", order, orders),
+        recommended=True) if new_start else None
+    to_target = change_dose(order, policy.knowledge, target, 2,
+                            for_order(f"Change to {target:g} mg twice a day", order, orders), recommended=not titration)
+    if daily is not None and daily > max_daily:
+        to_ceiling = change_dose(order, policy.knowledge, ceiling, 2,
+                                 for_order(f"Change to {ceiling:g} mg twice a day", order, orders))
+        return Finding("warning", f"{daily:g} mg/day ordered; renal maximum is {max_daily:g} mg/day "
+                       f"(severe renal impairment, {crcl}). Reduce the dose.",
                        f"Ordered: {order.dosing.describe()}.\n\n{detail}", SECTION,
-                       (suggestion,) if suggestion else (), rule_id="R4b")
+                       tuple(s for s in (titration, to_target, to_ceiling) if s), rule_id="R4")
+    if daily is not None and daily > start_daily and new_start:
+        return Finding("info", f"{daily:g} mg/day ordered; renal maximum to start is {start_daily:g} mg/day "
+                       f"(severe renal impairment, {crcl}).",
+                       f"Ordered: {order.dosing.describe()}.\n\n{detail}", SECTION,
+                       tuple(s for s in (titration, to_target) if s), rule_id="R4b")
     return Finding("info", f"Severe renal impairment ({crcl}): renal maximum is "
-                   f"{policy.threshold('renal_max_daily_mg'):g} mg/day ({target:g} mg twice a day to start).",
+                   f"{max_daily:g} mg/day ({target:g} mg twice a day to start).",
                    detail, SECTION, rule_id="R3")
 
 

@@ -18,6 +18,7 @@ def suicidality(orders, snapshot, policy):
     if is_new_start(snapshot, policy):
         return [Finding("info", "New start: watch for clinical worsening and suicidality, especially early and at dose changes.",
                         "Boxed warning: monitor all patients for worsening, suicidality and unusual changes in behaviour; "
-                        "prescribe the smallest practical quantity.", SECTION, rule_id="SU1")]
+                        "prescribe the smallest practical quantity.", SECTION, rule_id="SU1",
+                        brief="watch for suicidality (boxed warning)")]
     return []
 

@@ -13,6 +13,8 @@ def describe_use(use: MedicationUse, now: datetime.datetime) -> str:
         state = "another draft order in this session"
     elif use.status == "active":
         state = f"active since {show_date(use.start)}" if use.start else "active"
+    elif use.stopped_at is not None and use.stopped_at > now:
+        state = f"course running until {use.stopped_on or show_date(use.stopped_at)}"  # its course has not ended
     else:
         stopped = use.stopped_on or (show_date(use.stopped_at) if use.stopped_at else None)
         state = f"stopped {stopped}" if stopped else "stopped, stop date not recorded"

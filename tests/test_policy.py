@@ -63,8 +63,8 @@ def test_a_card_that_cancels_the_order_offers_only_reasons_that_fit_a_contraindi
     from test_scenarios import FIXTURES_SCENARIOS
     from test_scenarios import run_scenario
 
-    from cds_service.scenario import load_scenario
     from cds_service.http.components import components
+    from cds_service.scenario import load_scenario
     policy = components(create_app({"require_jwt": False})).check.policy
     cancelling = {reason["code"] for reason in policy.override_reasons if reason.get("contraindication")}
     for name, topic in (("18-maoi-phenelzine-active", "maoi-contraindication"),

@@ -1,6 +1,5 @@
 """Each rule's thresholds at and around their boundaries, table-driven, calling the rules directly."""
 
-import dataclasses
 
 import pytest
 from builders import POLICY

@@ -133,7 +133,7 @@ def test_over_every_scenario_no_contradiction_no_repeat_and_every_warning_shown(
 
 
 def test_times_are_shown_in_the_site_zone_and_a_running_course_is_not_called_stopped():
-    scenario = load_scenario(next(p for p in SCENARIOS if p.stem.startswith("82-")))
+    scenario = load_scenario(next(p for p in SCENARIOS if p.stem.startswith("92-")))
     app = create_app({"require_jwt": False, "time_zone": zoneinfo.ZoneInfo("America/Chicago")},
                      clock=lambda: scenario.now)
     [card, _] = app.test_client().post("/cds-services/milnacipran-order-sign", json=scenario.request).get_json()["cards"]

@@ -26,6 +26,7 @@ SERVICES = (
 SERVICES_BY_ID = {service.id: service for service in SERVICES}
 
 INDICATORS = ("info", "warning", "critical")  # least to most urgent
+SUMMARY_LIMIT = 139  # a card summary is under 140 characters (CDS Hooks 2.0)
 
 TOPIC_SYSTEM = "urn:milnacipran-cds:card-topic"
 TOPICS = {

@@ -84,10 +84,11 @@ def _indicators(raw: Any, rules: Mapping[str, bool]) -> dict[str, str]:
 
 
 def _override_reasons(raw: Any, knowledge: Knowledge, contraindication_topics: Set[str]) -> tuple[dict, ...]:
-    """Coded reasons with the topics they fit; a reason fits a card that cancels the order only when it
-    says ``"contraindication": true``. Refused: a topic left without a reason; a topic that can cancel
-    the order left without a fitting reason; a reason that does not fit a contraindication attached to
-    a topic where every card is about one (the MAOI topic), or one the knowledge marks unfit declared fit."""
+    """Coded reasons with the topics they fit. A card that cancels the order (and every card of the MAOI
+    topic) offers only reasons that say ``"contraindication": true``; other cards only the others.
+    Refused: a topic left without a reason that fits its cards; a topic that can cancel the order left
+    without a fitting reason; a reason that does not fit a contraindication attached to a topic where
+    every card is about one (the MAOI topic), or one the knowledge marks unfit declared fit."""
     if not isinstance(raw, list) or not raw:
         raise PolicyError("'overrideReasons' must be a non-empty array of Codings")
     unfit = {reason["code"] for reason in knowledge.override_reasons if not reason.get("contraindication")}
@@ -107,10 +108,12 @@ def _override_reasons(raw: Any, knowledge: Knowledge, contraindication_topics: S
             if not fits_contraindication:
                 raise PolicyError(f"overrideReasons[{index}] ({reason['code']}): does not fit a contraindication, "
                                   f"so it cannot be offered on the {topic} card")
-    uncovered = [topic for topic in TOPICS if not any(topic in r.get("topics", (topic,)) for r in raw)]
+    uncovered = [topic for topic in TOPICS if not any(
+        topic in r.get("topics", (topic,)) and r.get("contraindication", False) == (topic in CONTRAINDICATION_ONLY_TOPICS)
+        for r in raw)]
     if uncovered:
         raise PolicyError(f"overrideReasons: no reason for the topic(s) {', '.join(uncovered)} "
-                          "(every warning or critical card must offer one)")
+                          "(every warning or critical card must offer one that fits it)")
     cancel_uncovered = [topic for topic in sorted(contraindication_topics) if not any(
         topic in r.get("topics", (topic,)) and r.get("contraindication", False) for r in raw)]
     if cancel_uncovered:

@@ -11,7 +11,8 @@ EHR would send it, or a few facts about the patient (``patient``) and the order 
      "order": {"mg": 50, "per_day": 2},
      "expected": [{"topic": "renal-function", "indicator": "info"}], "reasoning": "..."}
 
-Facts are recorded ``days_ago`` days before ``now`` (3 by default). Medications are named by
+Facts are recorded ``days_ago`` days before ``now`` (3 by default); blood pressures and heart rates
+are listed newest first, a week apart. Medications are named by
 ingredient (coded with its RxNorm ingredient code) and are active, or given as
 ``{"name", "status", "ends_days_from_now"}`` for a course that ended or ends (negative: in the
 past); conditions are (system, code) pairs on the problem list, active and confirmed.
@@ -139,8 +140,11 @@ def build_request(now: datetime.datetime, patient: Mapping[str, Any], order: Map
              ] if "creatinine_mg_dl" in patient else []
     body = [_observation(i, kind, patient[key], unit, when, knowledge) for i, (key, kind, unit) in enumerate(
         (("weight_kg", "weight", "kg"), ("height_cm", "height", "cm"))) if key in patient]
-    vitals = [_blood_pressure(i, s, d, when, knowledge) for i, (s, d) in enumerate(patient.get("bp", [(122, 78)]))]
-    vitals += [_observation(i, "heart_rate", rate, "/min", when, knowledge)
+    def reading_time(index: int) -> str:  # readings newest first, a week apart
+        moment = now - datetime.timedelta(days=patient.get("days_ago", 3) + 7 * index)
+        return moment.isoformat().replace("+00:00", "Z")
+    vitals = [_blood_pressure(i, s, d, reading_time(i), knowledge) for i, (s, d) in enumerate(patient.get("bp", [(122, 78)]))]
+    vitals += [_observation(i, "heart_rate", rate, "/min", reading_time(i), knowledge)
                for i, rate in enumerate(patient.get("heart_rate", [72]))]
     hook = order.get("hook", "order-sign")
     return {

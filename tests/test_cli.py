@@ -29,7 +29,6 @@ def test_evaluate_reads_as_a_clinician_sees_the_cards_by_default(capsys):
     assert out.splitlines() == [
         "  critical maoi-contraindication | MAOI within 14 days: milnacipran is contraindicated. Cancel this order.",
         "     suggestion: Cancel the milnacipran order -> delete MedicationRequest/draft-milnacipran-1",
-        "  info suicidality | Starting milnacipran: watch for suicidality (boxed warning).",
     ]
 
 

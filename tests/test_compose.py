@@ -53,6 +53,7 @@ def test_a_cancelled_draft_is_offered_no_change_but_the_other_findings_still_sho
     composed = plans(finding("M1", "maoi-contraindication", "critical", (CANCEL,)),
                      finding("R4", "renal-function", suggestions=(CHANGE, ORDER_LAB)),
                      finding("D5", "duplicate-therapy", suggestions=(REMOVE_OTHER,)),
+                     finding("D2", "dose-titration", "info", (PACK,)),
                      finding("D3", "dose-titration", "info", (PACK,), brief="titrate"))
     by_topic = {plan.topic: plan for plan in composed}
     assert set(by_topic) == {"maoi-contraindication", "renal-function", "duplicate-therapy", "dose-titration"}
@@ -60,6 +61,8 @@ def test_a_cancelled_draft_is_offered_no_change_but_the_other_findings_still_sho
     assert by_topic["renal-function"].suggestions == (ORDER_LAB,)       # the lab, not the dose change
     assert by_topic["duplicate-therapy"].suggestions == (REMOVE_OTHER,)  # another draft: still removable
     assert by_topic["dose-titration"].suggestions == ()
+    # the order is cancelled: there is no start to give routine notice of
+    assert [f.rule_id for f in by_topic["dose-titration"].findings] == ["D2"]
 
 
 def test_one_card_per_topic_carries_every_finding_most_severe_first_each_line_once():
@@ -70,19 +73,20 @@ def test_one_card_per_topic_carries_every_finding_most_severe_first_each_line_on
     assert plan.suggestions == (CHANGE,)
     [card] = cards_for(list(plan.findings), [DRAFT], POLICY, "order-sign")
     assert card["detail"].count(shared) == 1
-    assert "**Summary of R4.**" in card["detail"] and "**Summary of R7.**" in card["detail"]
+    assert card["summary"] == "Summary of R4." and "**Summary of R4.**" not in card["detail"]  # not said twice
+    assert "**Summary of R7.**" in card["detail"]
     assert "Stale creatinine." in card["detail"] and "Ordered 200 mg/day." in card["detail"]
 
 
 @pytest.mark.parametrize("notices, topic, summary", [
     (("D3", "SU1", "A3"), "dose-titration",
      "Starting milnacipran: titrate from 12.5 mg; watch for suicidality (boxed warning); hyponatremia likelier at 70."),
-    (("SU1", "A2"), "suicidality", "Starting milnacipran: watch for suicidality (boxed warning); suicidality risk higher at 22."),
-    (("A3",), "age", "Starting milnacipran: hyponatremia likelier at 70."),
+    (("SU1", "A2"), "suicidality", "Starting milnacipran: watch for suicidality (boxed warning); higher risk at 22 (under 25)."),
+    (("A3",), "age", "Summary of A3."),  # one notice alone (e.g. on a renewal) keeps its own summary
 ])
 def test_the_routine_notices_of_a_new_start_are_one_starting_milnacipran_card(notices, topic, summary):
     briefs = {"D3": "titrate from 12.5 mg", "SU1": "watch for suicidality (boxed warning)",
-              "A2": "suicidality risk higher at 22", "A3": "hyponatremia likelier at 70"}
+              "A2": "higher risk at 22 (under 25)", "A3": "hyponatremia likelier at 70"}
     topics = {"D3": "dose-titration", "SU1": "suicidality", "A2": "age", "A3": "age"}
     findings = [finding(n, topics[n], "info", (PACK,) if n == "D3" else (), brief=briefs[n]) for n in reversed(notices)]
     [plan] = plans(*findings, finding("S2", "serotonin-syndrome"))[1:]
@@ -136,6 +140,6 @@ def test_times_are_shown_in_the_site_zone_and_a_running_course_is_not_called_sto
     scenario = load_scenario(next(p for p in SCENARIOS if p.stem.startswith("92-")))
     app = create_app({"require_jwt": False, "time_zone": zoneinfo.ZoneInfo("America/Chicago")},
                      clock=lambda: scenario.now)
-    [card, _] = app.test_client().post("/cds-services/milnacipran-order-sign", json=scenario.request).get_json()["cards"]
+    [card] = app.test_client().post("/cds-services/milnacipran-order-sign", json=scenario.request).get_json()["cards"]
     assert "course running until 2026-11-22" in card["detail"] and "stopped 2026-11-22" not in card["detail"]
     assert "24-hour window ends **2026-11-23 09:00 America/Chicago**" in card["detail"]

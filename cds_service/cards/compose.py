@@ -4,7 +4,8 @@ Pure and deterministic, like the rules. In order:
 
 1. **Routine notices of a new start** (the titration, the boxed warning, age cautions: the rule ids
    the registry marks as routine) become one "Starting milnacipran" card, or none when the site
-   policy turns them off (or keeps them for ``order-select``).
+   policy turns them off (or keeps them for ``order-select``), or when every draft is cancelled
+   (there is no start to give notice of).
 2. **A cancelled draft is not also changed**: when a card cancels a draft (a contraindication),
    every other suggestion that changes or keeps that draft is dropped; the other findings still show.
 3. **One card per topic** carrying every finding of the topic, most severe first.
@@ -31,6 +32,7 @@ class CardPlan:
     suggestions: tuple[Suggestion, ...]
     summary: str
     cancels_order: bool
+    combined_notices: bool = False  # the routine notices' card: their briefs make the summary
 
     @property
     def lead(self) -> Finding:
@@ -108,8 +110,9 @@ def compose(findings: Sequence[Finding], drafts: Iterable[str], routine_ids: Seq
     routine = sorted((f for f in findings if f.indicator == "info" and f.rule_id in routine_ids),
                      key=lambda finding: routine_ids.index(finding.rule_id))
     others = [f for f in findings if f not in routine]
-    shown = routine_notices == "all" or (routine_notices == "order-select" and hook == "order-select")
     cancelled = _cancelled(others, drafts)
+    shown = (routine_notices == "all" or (routine_notices == "order-select" and hook == "order-select")) \
+        and not (drafts and cancelled >= drafts)
     if cancelled:
         others = [f if _cancelled([f], drafts) else _without_changes_to(f, cancelled) for f in others]
         routine = [_without_changes_to(f, cancelled) for f in routine]
@@ -123,8 +126,9 @@ def compose(findings: Sequence[Finding], drafts: Iterable[str], routine_ids: Seq
     for topic, group in by_topic.items():
         group = sorted(group, key=lambda finding: -finding.rank)
         suggestions = _unique(s for finding in group for s in finding.suggestions)
-        summary = _new_start_summary(group) if all(f in routine for f in group) else group[0].summary
-        plans.append(CardPlan(topic, tuple(group), suggestions, summary, bool(_cancelled(group, drafts))))
+        combined = len(group) > 1 and all(f in routine for f in group)
+        summary = _new_start_summary(group) if combined else group[0].summary
+        plans.append(CardPlan(topic, tuple(group), suggestions, summary, bool(_cancelled(group, drafts)), combined))
     order = {id(plan): index for index, plan in enumerate(plans)}
     plans.sort(key=lambda plan: (-plan.lead.rank, not _fixes_order(plan, drafts), order[id(plan)]))
 

@@ -13,17 +13,18 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 
 from cds_service.cards.compose import CardPlan
+from cds_service.contract import SUMMARY_LIMIT
 from cds_service.contract import TOPIC_SYSTEM
 from cds_service.contract import TOPICS
 from cds_service.fhir.r4 import prune
 from cds_service.findings import Suggestion
 from cds_service.findings import check_could_not_run
+from cds_service.policy import CONTRAINDICATION_ONLY_TOPICS
 
 log = logging.getLogger(__name__)
 
 SOURCE_LABEL = "Milnacipran order check"
 LABEL_URL = "https://dailymed.nlm.nih.gov/dailymed/drugInfo.cfm?setid=c288bf12-cbab-4bc5-afb8-9853c0a15792"
-SUMMARY_LIMIT = 139
 
 
 def _short(summary: str) -> str:
@@ -45,23 +46,23 @@ def _suggestion(suggestion: Suggestion) -> dict:
 
 
 def _detail(plan: CardPlan, footer: str) -> str:
-    """Each finding's numbers and advice (under its own summary when the card has several), then the
-    label sections and the footer."""
-    if len(plan.findings) == 1:
-        body = plan.lead.detail
-    else:
-        body = "\n\n".join(f"**{finding.summary}**" + (f"\n\n{finding.detail}" if finding.detail else "")
-                           for finding in plan.findings)
+    """Each finding's numbers and advice (after its own summary in bold when the card has several and
+    the card's summary is not already it), then the label sections and the footer."""
+    def heading(finding):
+        return "" if plan.combined_notices or finding.summary == plan.summary else f"**{finding.summary}**\n\n"
+    body = "\n\n".join(heading(finding) + finding.detail for finding in plan.findings if finding.detail or heading(finding))
     sections = "; ".join(dict.fromkeys(finding.label_section for finding in plan.findings))
     return f"{body}\n\n**Label:** {sections}\n\n_{footer} · rules {', '.join(plan.rule_ids)}_"
 
 
 def _override_reasons(reasons: Sequence[Mapping], plan: CardPlan) -> list[dict]:
-    """The reasons that fit the card's topic (a reason without ``topics`` fits every topic); on a card
-    that cancels the order, only those that fit a contraindication."""
+    """The reasons that fit the card: its topic's (a reason without ``topics`` fits every topic), and of
+    those, on a card that cancels the order (or on the MAOI topic) only the ones that fit a
+    contraindication, elsewhere only the others."""
+    contraindication = plan.cancels_order or plan.topic in CONTRAINDICATION_ONLY_TOPICS
     return [{key: reason[key] for key in ("system", "code", "display")} for reason in reasons
             if plan.topic in reason.get("topics", (plan.topic,))
-            and (reason.get("contraindication", False) or not plan.cancels_order)]
+            and reason.get("contraindication", False) == contraindication]
 
 
 def render_card(plan: CardPlan, footer: str, override_reasons: Sequence[Mapping]) -> dict:

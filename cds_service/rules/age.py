@@ -18,7 +18,7 @@ def age(orders, snapshot, policy):
                         "Boxed warning: increased suicidal thinking and behaviour in children, adolescents and young "
                         "adults; watch for clinical worsening, especially early and at dose changes.",
                         "Savella PI Boxed warning; §5.1 Suicidality", rule_id="A2",
-                        brief=f"suicidality risk higher at {years}")]
+                        brief=f"higher risk at {years} (under 25)")]
     if years >= policy.threshold("elderly_age"):
         # the renal checks (R2-R6) own renal function: this notice does not repeat "check renal function"
         return [Finding("info", f"Patient is {years}: hyponatremia is more likely in older patients; watch sodium.",

@@ -3,7 +3,7 @@
 from cds_service.findings import Finding
 from cds_service.rules.wording import bullet_list
 from cds_service.rules.wording import describe_use
-from cds_service.rules.wording import name_list
+from cds_service.rules.wording import summary_naming
 
 SECTION = "Savella PI §5.9 Increased risk of bleeding"
 NON_SYSTEMIC_ROUTES = {"topical", "ophthalmic"}  # kb §0.5 Decision 7
@@ -23,7 +23,8 @@ def bleeding_risk(orders, snapshot, policy):
     lines = [describe_use(u, snapshot.now) for u in anticoagulants + antiplatelets + nsaids]
     if factors:
         lines.append("Added risk: " + "; ".join(factors))
-    names = name_list(u.ingredient.name for u in anticoagulants + antiplatelets + nsaids)
+    names = [u.ingredient.name for u in anticoagulants + antiplatelets + nsaids]
+    elderly = f" at age {snapshot.age}" if f"age {snapshot.age}" in factors else ""
     rule_id = "B1" if anticoagulants else "B2" if antiplatelets else "B3"
     serious = anticoagulants or antiplatelets or factors
     detail = ("Drugs that interfere with serotonin reuptake raise bleeding risk, more so with aspirin, NSAIDs, "
@@ -31,6 +32,7 @@ def bleeding_risk(orders, snapshot, policy):
               + (" Monitor INR and for bleeding." if any(u.ingredient.name == "warfarin" for u in anticoagulants) else "")
               + "\n\n" + bullet_list(lines))
     return [Finding("warning" if serious else "info",
-                    f"Bleeding risk with {names}: monitor for bleeding" + (" and INR." if "warfarin" in names else "."),
+                    summary_naming(f"Bleeding risk with {{names}}{elderly}: monitor for bleeding"
+                                   + (" and INR." if "warfarin" in names else "."), names),
                     detail, SECTION, rule_id=rule_id)]
 

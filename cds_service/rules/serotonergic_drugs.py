@@ -5,7 +5,7 @@ import datetime
 from cds_service.findings import Finding
 from cds_service.rules.wording import bullet_list
 from cds_service.rules.wording import describe_use
-from cds_service.rules.wording import name_list
+from cds_service.rules.wording import summary_naming
 
 SECTION = "Savella PI §5.2 Serotonin syndrome; §7 Drug interactions"
 LABEL_LIST_GROUPS = ("triptan", "tca", "serotonergic_opioid", "other_serotonergic", "amphetamine")
@@ -24,7 +24,7 @@ def serotonergic_co_medication(orders, snapshot, policy):
                      "(label §7.5).")
     rule_id = "S4" if "clomipramine" in names else "S3" if names == ["tapentadol"] else \
         "S2" if all(u.group in REUPTAKE_INHIBITOR_GROUPS for u in uses) else "S1"
-    summary = f"Serotonin syndrome risk with {name_list(names)}: counsel the patient and monitor closely."
+    summary = summary_naming("Serotonin syndrome risk with {names}: counsel the patient and monitor closely.", names)
     return [Finding("warning", summary,
                     "Concomitant serotonergic drugs raise the risk of serotonin syndrome. If co-use is clinically "
                     "warranted (e.g. a planned cross-taper), counsel the patient and monitor.\n\n" + bullet_list(lines),

@@ -3,6 +3,7 @@
 import datetime
 from collections.abc import Sequence
 
+from cds_service.contract import SUMMARY_LIMIT
 from cds_service.fhir.dates import show_date
 from cds_service.snapshot.medication_history import MedicationUse
 
@@ -27,6 +28,12 @@ def name_list(names, limit: int = 3) -> str:
     names = sorted(set(names))
     shown = ", ".join(names[:limit])
     return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+def summary_naming(template: str, names) -> str:
+    """``template`` ('... {names} ...') naming every drug when that fits a card summary, else the first three."""
+    every = template.format(names=name_list(names, limit=len(set(names))))
+    return every if len(every) <= SUMMARY_LIMIT else template.format(names=name_list(names))
 
 
 def bullet_list(lines: Sequence[str]) -> str:

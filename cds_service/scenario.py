@@ -147,6 +147,7 @@ def build_request(now: datetime.datetime, patient: Mapping[str, Any], order: Map
             "bodyMeasures": _bundle(body),
             "vitalSigns": _bundle(vitals),
             "otherLabs": _bundle([]),
+            "alcoholScreening": _bundle([]),
             "medicationRequests": _bundle([_medication(i, name, when, knowledge)
                                            for i, name in enumerate(patient.get("medications", ()))]),
             "medicationStatements": _bundle([]),

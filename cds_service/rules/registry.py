@@ -12,6 +12,7 @@ from collections.abc import Callable
 from collections.abc import Mapping
 
 from cds_service.rules import age
+from cds_service.rules import alcohol
 from cds_service.rules import bleeding_risk
 from cds_service.rules import blood_pressure
 from cds_service.rules import cardiovascular_drugs
@@ -65,7 +66,7 @@ RULES = (
     Rule("suicidality", suicidality.suicidality, ("SU1", "SU2")),
     Rule("hepatic", hepatic.liver_disease, ("H1", "H2")),
     Rule("hepatic", hepatic.abnormal_liver_tests, ("H3",)),
-    Rule("alcohol", conditions.alcohol_use_disorder, ("AL1",)),
+    Rule("alcohol", alcohol.alcohol_use, ("AL1", "AL2")),
     Rule("seizure", conditions.seizure, ("SZ1",)),
     Rule("mania", conditions.bipolar_mania, ("BP1",)),
     Rule("angle-closure-glaucoma", conditions.angle_closure_glaucoma, ("G1",)),

@@ -10,11 +10,16 @@ NON_SYSTEMIC_ROUTES = {"topical", "ophthalmic"}  # kb §0.5 Decision 7
 
 
 def bleeding_risk(orders, snapshot, policy):
-    """B1/B2 (warning) and B3: systemic NSAID or aspirin, info unless B1/B2, age >= 65 or a bleeding disorder."""
-    anticoagulants = [u for u in snapshot.medications_in("anticoagulant") if u.is_current]
+    """B1/B2 (warning) and B3: systemic NSAID or aspirin, info unless B1/B2, age >= 65 or a bleeding disorder.
+
+    Not counted: topical NSAIDs (by route, or by the words of a text-only medication: gel, cream, patch,
+    ...) and heparin flushes or catheter locks (forms.json), which are not anticoagulation.
+    """
+    anticoagulants = [u for u in snapshot.medications_in("anticoagulant")
+                      if u.is_current and "heparin_flush_lock" not in u.forms]
     antiplatelets = [u for u in snapshot.medications_in("antiplatelet") if u.is_current]
     nsaids = [u for u in snapshot.medications_in("nsaid", "aspirin")
-              if u.is_current and not (u.routes and u.routes <= NON_SYSTEMIC_ROUTES)]
+              if u.is_current and not (u.routes and u.routes <= NON_SYSTEMIC_ROUTES) and "topical_nsaid" not in u.forms]
     if not (anticoagulants or antiplatelets or nsaids):
         return []
     factors = [str(c) for c in snapshot.conditions_in("bleeding_disorder")]

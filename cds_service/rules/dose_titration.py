@@ -1,6 +1,7 @@
 """Dose and titration (label 2.1): daily maximum, divided dosing, titration on a new start.
 
-All three checks need a dose; a draft without one (order-select) is skipped quietly.
+All three checks need a dose; a draft without one (order-select) is skipped quietly. A draft whose
+dosage instructions cannot be read (D0) says so: an unreadable 200 mg/day order never looks checked.
 """
 
 from cds_service.findings import Finding
@@ -9,8 +10,19 @@ from cds_service.findings.suggestions import for_order
 from cds_service.findings.suggestions import switch_to_titration_pack
 from cds_service.findings.suggestions import titration_schedule
 from cds_service.rules.new_start import is_new_start
+from cds_service.rules.wording import unread_dose
 
 SECTION = "Savella PI §2.1 Recommended dosing"
+
+
+def unreadable_dose(orders, snapshot, policy):
+    """D0: dosage instructions whose daily dose cannot be read (info): the maximum, divided-dose and titration checks did not run."""
+    t = policy.threshold
+    return [Finding("info", "Dose NOT checked: the ordered milnacipran dose could not be read. Check it by hand.",
+                    f"{unread_dose(order)} The checks for the {t('max_daily_mg'):g} mg/day maximum, a single dose above "
+                    f"{t('max_single_dose_mg'):g} mg, two divided doses a day and the titration on a new start did not run.",
+                    SECTION, rule_id="D0")
+            for order in orders if order.dose_unread]
 
 
 def maximum_daily_dose(orders, snapshot, policy):

@@ -7,6 +7,7 @@ from cds_service.findings.suggestions import for_order
 from cds_service.findings.suggestions import order_observation
 from cds_service.rules.new_start import is_new_start
 from cds_service.rules.wording import bullet_list
+from cds_service.rules.wording import unread_dose
 from cds_service.snapshot.creatinine_clearance import show_crcl
 
 SECTION = "Savella PI §2.2 Dosing in patients with renal impairment"
@@ -78,6 +79,11 @@ def _severe_band_finding(order, daily, orders, snapshot, policy):
                        f"{policy.threshold('renal_target_daily_mg'):g} mg/day; increase only on response.",
                        f"Ordered: {order.dosing.describe()}.\n\n{detail}", SECTION,
                        (suggestion,) if suggestion else (), rule_id="R4b")
+    if order.dose_unread:
+        return Finding("info", f"Severe renal impairment ({crcl}): dose NOT checked (unreadable). Renal maximum is "
+                       f"{policy.threshold('renal_max_daily_mg'):g} mg/day: check the order by hand.",
+                       f"{unread_dose(order)} It was not checked against the renal maximum.\n\n{detail}",
+                       SECTION, rule_id="R3")
     return Finding("info", f"Severe renal impairment ({crcl}): renal maximum is "
                    f"{policy.threshold('renal_max_daily_mg'):g} mg/day ({target:g} mg twice a day to start).",
                    detail, SECTION, rule_id="R3")

@@ -29,3 +29,11 @@ def name_list(names, limit: int = 3) -> str:
 
 def bullet_list(lines: Sequence[str]) -> str:
     return "\n".join(f"- {line}" for line in lines)
+
+
+def unread_dose(order) -> str:
+    """Why an order's dose is unchecked: what could be read of it, and the sig as written."""
+    sig = f" (instructions: “{order.instructions}”)" if order.instructions else ""
+    strength = "" if order.match.strength_mg or order.match.titration_pack else \
+        "; the tablet strength is not known from the product code or its name"
+    return f"The ordered dose could not be read: {order.dosing.describe()}{sig}{strength}."

@@ -8,6 +8,7 @@ entered-in-error and cancelled included, does not count.
 
 import dataclasses
 import datetime
+import re
 from collections.abc import Iterable
 from collections.abc import Mapping
 
@@ -20,6 +21,7 @@ from cds_service.fhir.vocabulary import DAY
 from cds_service.fhir.vocabulary import TIME
 from cds_service.knowledge import Ingredient
 from cds_service.orders.dose import doses_per_day
+from cds_service.orders.dose import extract_dosing
 from cds_service.orders.products import Medication
 from cds_service.orders.products import MedicationMatcher
 from cds_service.orders.products import order_route
@@ -48,6 +50,10 @@ class MedicationUse:
     recorded: datetime.datetime | None      # authored or asserted
     stopped_on: str | None = None           # the stop date as recorded, for display
     taken_at: datetime.datetime | None = None   # a statement's effectiveDateTime (end of that day)
+    forms: frozenset[str] = frozenset()         # forms.json forms its words show: topical_nsaid, heparin_flush_lock, ...
+    identifiers: frozenset[str] = frozenset()   # "system|value" of the record's identifiers (renewal links)
+    group_identifier: str | None = None         # "system|value" of a MedicationRequest's groupIdentifier
+    daily_mg: float | None = None               # milnacipran: the record's daily dose, when it can be read
 
     @property
     def group(self) -> str:
@@ -137,12 +143,38 @@ def _status(resource: Mapping, is_draft: bool) -> str | None:
     return "stopped" if status in STOPPED_STATUSES else None
 
 
+def _words(resource: Mapping, medication: Medication, dose_form: str | None) -> str:
+    """Everything a record says in words about its form: the drug's name, dose form, route and instructions."""
+    dosages = _dosages(resource)
+    words = [medication.display, dose_form or ""] + [text(d, "text") or "" for d in dosages]
+    words += [text(child(d, "route"), "text") or "" for d in dosages]
+    words += [text(c, "display") or "" for d in dosages for c in items(child(d, "route"), "coding")]
+    return " ".join(words).lower()
+
+
+def _has_word(words: str, word: str) -> bool:
+    return re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", words) is not None
+
+
+def medication_forms(words: str, group: str, knowledge) -> frozenset[str]:
+    """The forms.json forms whose words the text shows, for the forms that apply to this ingredient group."""
+    return frozenset(form for form, applies in knowledge.form_applies_to.items()
+                     if group in applies and any(_has_word(words, word) for word in knowledge.form_words[form])
+                     and not any(_has_word(words, word) for word in knowledge.form_not_words[form]))
+
+
+def _identifier(value: Mapping) -> str | None:
+    return f"{text(value, 'system') or ''}|{text(value, 'value')}" if text(value, "value") else None
+
+
 def _uses(resource: Mapping, medication: Medication, status: str, matcher: MedicationMatcher) -> list[MedicationUse]:
     route = order_route(resource)
     uses = []
+    identifiers = frozenset(filter(None, (_identifier(i) for i in items(resource, "identifier"))))
     for match in medication.matches:
         product = next((p for p in matcher.knowledge.product_ingredients.get(match.rxcui or "", ())
                         if p.ingredient == match.ingredient), None)
+        dosing = extract_dosing(resource, match.strength_mg) if match.ingredient.group == "milnacipran" else None
         uses.append(MedicationUse(
             ingredient=match.ingredient,
             display=medication.display,
@@ -159,6 +191,11 @@ def _uses(resource: Mapping, medication: Medication, status: str, matcher: Medic
             recorded=parse_time(resource.get("authoredOn")) or parse_time(resource.get("dateAsserted")),
             stopped_on=_stop_as_recorded(resource) if status == "stopped" else None,
             taken_at=parse_time(resource.get("effectiveDateTime"), end_of_period=True),
+            forms=medication_forms(_words(resource, medication, product.dose_form if product else None),
+                                   match.ingredient.group, matcher.knowledge),
+            identifiers=identifiers,
+            group_identifier=_identifier(child(resource, "groupIdentifier")),
+            daily_mg=dosing.max_daily_mg if dosing else None,
         ))
     return uses
 

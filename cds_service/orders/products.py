@@ -45,8 +45,8 @@ FORM_BY_WORD = dict(FORM_WORDS)
 
 # A strength in a medication's name or text: "SAVELLA 100 MG TABLET", "milnacipran 50mg tab". Not a
 # concentration or a daily amount ("10 mg/mL", "100 mg/day"), which are not a tablet strength.
-STRENGTH_PATTERN = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:mg|milligrams?)\b(?!\s*/\s*(?:ml|l|dl|day|d|kg|m2|24|hr|h|dose)\b)",
-                              re.IGNORECASE)
+STRENGTH_PATTERN = re.compile(
+    r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:mg|milligrams?)\b(?!\s*/\s*(?:ml|l|dl|day|d|kg|m2|24|hr|h|dose)\b)", re.IGNORECASE)
 TITRATION_PACK_PATTERN = re.compile(r"\b(titration|starter|initiation)\b", re.IGNORECASE)
 
 

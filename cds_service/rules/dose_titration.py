@@ -16,7 +16,7 @@ SECTION = "Savella PI §2.1 Recommended dosing"
 
 
 def unreadable_dose(orders, snapshot, policy):
-    """D0: dosage instructions whose daily dose cannot be read (info): the maximum, divided-dose and titration checks did not run."""
+    """D0: dosage instructions whose daily dose cannot be read (info): the dose checks did not run."""
     t = policy.threshold
     return [Finding("info", "Dose NOT checked: the ordered milnacipran dose could not be read. Check it by hand.",
                     f"{unread_dose(order)} The checks for the {t('max_daily_mg'):g} mg/day maximum, a single dose above "

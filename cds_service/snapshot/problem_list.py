@@ -140,7 +140,7 @@ def _records(resource: Mapping, knowledge: Knowledge, now: datetime.datetime,
                 continue
             seen.add(category)
             found.append(_Record(ConditionEntry(
-                category, f"{display or code} ({code})", when, "record" if is_procedure else "problem list",
+                category, f"{display} ({code})" if display else code, when, "record" if is_procedure else "problem list",
                 active=active, status=status, unconfirmed=verification in UNCONFIRMED_VERIFICATION), when))
     return found
 

@@ -38,7 +38,7 @@ def prefetch_templates(knowledge: Knowledge) -> dict[str, str]:
             "bp_panel", "systolic_bp", "diastolic_bp", "heart_rate"), 30),
         "otherLabs": _observation_search(knowledge, (
             "alt", "ast", "bilirubin_total", "hcg_qualitative", "hcg_quantitative", "hcg_other_units",
-            "hcg_interpretation", "sodium"), 30),
+            "hcg_interpretation", "sodium", "inr"), 30),
         "alcoholScreening": _observation_search(knowledge, ("audit_c_total",), 3),
         "medicationRequests": "MedicationRequest?patient={{context.patientId}}&status=active,on-hold,stopped,completed",
         "medicationStatements": "MedicationStatement?patient={{context.patientId}}"

@@ -1,5 +1,6 @@
 """Increased risk of bleeding (label 5.9, 2023): anticoagulants, antiplatelets, NSAIDs, aspirin."""
 
+from cds_service.fhir.dates import show_date
 from cds_service.findings import Finding
 from cds_service.rules.wording import bullet_list
 from cds_service.rules.wording import describe_use
@@ -7,6 +8,11 @@ from cds_service.rules.wording import name_list
 
 SECTION = "Savella PI §5.9 Increased risk of bleeding"
 NON_SYSTEMIC_ROUTES = {"topical", "ophthalmic"}  # kb §0.5 Decision 7
+
+
+def _latest_inr(snapshot) -> str:
+    latest = next(iter(snapshot.labs.get("inr", ())), None)
+    return f" Latest INR {latest.value:g} ({show_date(latest.when)})." if latest and latest.when else " No INR on record."
 
 
 def bleeding_risk(orders, snapshot, policy):
@@ -33,7 +39,8 @@ def bleeding_risk(orders, snapshot, policy):
     serious = anticoagulants or antiplatelets or factors
     detail = ("Drugs that interfere with serotonin reuptake raise bleeding risk, more so with aspirin, NSAIDs, "
               "warfarin and other anticoagulants (events range from ecchymosis to life-threatening haemorrhage)."
-              + (" Monitor INR and for bleeding." if any(u.ingredient.name == "warfarin" for u in anticoagulants) else "")
+              + (" Monitor INR and for bleeding." + _latest_inr(snapshot)
+                 if any(u.ingredient.name == "warfarin" for u in anticoagulants) else "")
               + "\n\n" + bullet_list(lines))
     return [Finding("warning" if serious else "info",
                     f"Bleeding risk with {names}: monitor for bleeding" + (" and INR." if "warfarin" in names else "."),

@@ -124,7 +124,14 @@ def missing_baseline(orders, snapshot, policy):
     missing = " and ".join({"bp_panel": "blood pressure", "heart_rate": "heart rate"}[kind] for kind in kinds)
     suggestion = order_observation(policy.knowledge, kinds, orders[0].patient_id, f"Order {missing}",
                                    "Baseline before starting milnacipran (label 5.3/5.4)")
+    usable = policy.threshold("bp_hr_usable_days")
+    older = []  # the last reading within the usable period, shown but not taken as a baseline
+    for kind, readings, shown in (("bp_panel", snapshot.blood_pressures, _bp_text),
+                                  ("heart_rate", snapshot.heart_rates, lambda r: f"HR {r.value:g}/min ({show_date(r.when)})")):
+        last = next((r for r in readings if r.when and snapshot.days_since(r.when) <= usable), None)
+        if kind in kinds and last is not None:
+            older.append(f"Older than the window, not a baseline: {shown(last)}")
     return [Finding("info", f"No {missing} in the last {policy.threshold('bp_hr_window_days'):g} days: the label asks "
-                    "for a baseline before starting.", f"Missing within the window: {missing}.", SECTION,
-                    (suggestion,), rule_id="V1")]
+                    "for a baseline before starting.", bullet_list([f"Missing within the window: {missing}"] + older),
+                    SECTION, (suggestion,), rule_id="V1")]
 

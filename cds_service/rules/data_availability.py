@@ -8,7 +8,7 @@ CHECKS_BY_KEY = {
     "renalLabs": "renal function and dose ceiling",
     "bodyMeasures": "Cockcroft-Gault creatinine clearance",
     "vitalSigns": "blood pressure and heart rate",
-    "otherLabs": "liver tests, sodium, pregnancy test",
+    "otherLabs": "liver tests, sodium, pregnancy test, INR",
     "alcoholScreening": "AUDIT-C alcohol screening score",
     "medicationRequests": "MAOI, linezolid and other interactions (ordered drugs)",
     "medicationStatements": "MAOI, linezolid and other interactions (reported drugs)",

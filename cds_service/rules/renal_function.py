@@ -94,7 +94,7 @@ def missing_renal_data(orders, snapshot, policy):
     renal = snapshot.renal
     if renal.crcl is not None or (snapshot.age is not None and snapshot.age < policy.threshold("adult_age")):
         return []
-    ckd = snapshot.conditions_in("ckd", "ckd_stage_4")
+    ckd = snapshot.conditions_in("ckd", "ckd_stage_4", "kidney_transplant")  # a CKD diagnosis (kb §0.5 Decision 3)
     elderly = snapshot.age is not None and snapshot.age >= policy.threshold("elderly_age")
     reasons = [f"missing: {', '.join(renal.missing)}"] + [str(c) for c in ckd]
     if elderly:

@@ -30,7 +30,7 @@ from cds_service.snapshot.medication_history import read_medications
 from cds_service.snapshot.problem_list import ConditionEntry
 from cds_service.snapshot.problem_list import read_conditions
 
-LAB_KINDS = ("sodium", "alt", "ast", "bilirubin_total", "audit_c_total")
+LAB_KINDS = ("sodium", "alt", "ast", "bilirubin_total", "audit_c_total", "inr")
 log = logging.getLogger(__name__)
 
 

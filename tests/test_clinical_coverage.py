@@ -500,3 +500,10 @@ def test_discovery_shows_the_new_templates():
         assert "clinical-status=active,recurrence,relapse,inactive,remission,resolved" in prefetch["conditions"]
         assert f"{LOINC}|75626-2" in prefetch["alcoholScreening"]
         assert all(f"{LOINC}|{code}" in prefetch["otherLabs"] for code in ("1743-4", "88112-8", "2947-0", "2119-6", "20994-0"))
+
+
+def test_a_draft_bundle_that_stops_the_active_order_and_adds_a_new_one_is_not_a_duplicate():
+    stop = {**ACTIVE_ORDER, "status": "stopped"}
+    found = ids(run(ACTIVE_ORDER, drafts=(draft_resource(50, 2), stop)))
+    assert not found & {"D5", "SU1", "D3"}     # not a duplicate, and still not a new start
+    assert "D5" in ids(run(ACTIVE_ORDER, drafts=(draft_resource(50, 2),)))

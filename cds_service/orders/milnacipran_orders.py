@@ -20,6 +20,8 @@ from cds_service.orders.products import MedicationMatcher
 from cds_service.orders.products import medication_index
 from cds_service.request.envelope import Envelope
 
+STOPPING_STATUSES = {"stopped", "cancelled", "completed", "entered-in-error"}  # a draft entry that ends an order
+
 
 @dataclasses.dataclass(frozen=True)
 class MilnacipranOrder:
@@ -102,6 +104,8 @@ def find_milnacipran_orders(envelope: Envelope, matcher: MedicationMatcher,
         resource_type = resource.get("resourceType")
         if resource_type not in ("MedicationRequest", "MedicationOrder") or not _is_selected(resource, envelope.selections):
             continue
+        if text(resource, "status") in STOPPING_STATUSES:
+            continue  # the session stops this order: nothing to check (the snapshot counts it as stopped)
         medication = matcher.identify(resource, known)
         match = next((m for m in medication.matches if m.ingredient.group == "milnacipran"), None)
         if match is None:

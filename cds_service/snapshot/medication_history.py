@@ -22,6 +22,7 @@ from cds_service.fhir.vocabulary import TIME
 from cds_service.knowledge import Ingredient
 from cds_service.orders.dose import doses_per_day
 from cds_service.orders.dose import extract_dosing
+from cds_service.orders.milnacipran_orders import STOPPING_STATUSES
 from cds_service.orders.products import Medication
 from cds_service.orders.products import MedicationMatcher
 from cds_service.orders.products import order_route
@@ -30,6 +31,9 @@ from cds_service.orders.products import route_from_name
 ACTIVE_STATUSES = {"MedicationRequest": {"active", "on-hold"},
                    "MedicationStatement": {"active", "intended", "on-hold"}}
 STOPPED_STATUSES = {"stopped", "completed"}
+# A draft entry with one of these statuses is the session stopping an order, not another drug being ordered:
+# the chart order it names (same id) counts as stopped (code-families.md §6: a bundle that stops A and adds D).
+STOPPING_DRAFT_STATUSES = STOPPING_STATUSES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +141,7 @@ def _start(resource: Mapping, conservative: bool = False) -> datetime.datetime |
 def _status(resource: Mapping, is_draft: bool) -> str | None:
     status = text(resource, "status")
     if is_draft:
-        return "draft"
+        return None if status in STOPPING_DRAFT_STATUSES else "draft"
     if status in ACTIVE_STATUSES.get(text(resource, "resourceType"), ()):
         return "active"
     return "stopped" if status in STOPPED_STATUSES else None
@@ -207,8 +211,13 @@ def read_medications(chart_resources: Iterable[Mapping], draft_resources: Iterab
     "MedicationRequest/<id>" of entries whose medicationReference nobody could resolve: their drug is
     unknown, so an interaction check could miss it (the data-availability card says so)."""
     uses, unidentified = [], []
+    draft_resources = list(draft_resources)
+    stopping = {(text(r, "resourceType"), text(r, "id")) for r in draft_resources
+                if text(r, "status") in STOPPING_DRAFT_STATUSES and text(r, "id")}
     for resource, is_draft in [(r, False) for r in chart_resources] + [(r, True) for r in draft_resources]:
         status = _status(resource, is_draft)
+        if status == "active" and (text(resource, "resourceType"), text(resource, "id")) in stopping:
+            status = "stopped"  # this session stops it
         if status is None:
             continue
         medication = matcher.identify(resource, known)

@@ -340,6 +340,7 @@ def test_a_strength_from_text_reaches_the_renal_ceiling():
     severe = observation("creatinine_mass", 2.5, "mg/dL", days=1)
     found = run(severe, drafts=(local_draft("SAVELLA 100 MG TABLET", 1),), age=70)
     assert "R4" in ids(found) and "200 mg/day" in by_id(found, "R4").summary
+    assert "tablet strength (100 mg) was read from “SAVELLA 100 MG TABLET”" in by_id(found, "R4").detail
 
 
 @pytest.mark.parametrize("draft", [

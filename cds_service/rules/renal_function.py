@@ -7,6 +7,7 @@ from cds_service.findings.suggestions import for_order
 from cds_service.findings.suggestions import order_observation
 from cds_service.rules.new_start import is_new_start
 from cds_service.rules.wording import bullet_list
+from cds_service.rules.wording import ordered
 from cds_service.rules.wording import unread_dose
 from cds_service.snapshot.creatinine_clearance import show_crcl
 
@@ -71,13 +72,13 @@ def _severe_band_finding(order, daily, orders, snapshot, policy):
         ) if s)
         return Finding("warning", f"Severe renal impairment ({crcl}): {daily:g} mg/day exceeds the "
                        f"{policy.threshold('renal_max_daily_mg'):g} mg/day renal maximum. Reduce the dose.",
-                       f"Ordered: {order.dosing.describe()}.\n\n{detail}", SECTION, suggestions, rule_id="R4")
+                       f"{ordered(order)}\n\n{detail}", SECTION, suggestions, rule_id="R4")
     if daily is not None and daily > policy.threshold("renal_target_daily_mg") and is_new_start(snapshot, policy):
         label = for_order(f"Change to {target:g} mg twice a day", order, orders)
         suggestion = change_dose(order, policy.knowledge, target, 2, label)
         return Finding("info", f"Severe renal impairment ({crcl}): start maintenance at "
                        f"{policy.threshold('renal_target_daily_mg'):g} mg/day; increase only on response.",
-                       f"Ordered: {order.dosing.describe()}.\n\n{detail}", SECTION,
+                       f"{ordered(order)}\n\n{detail}", SECTION,
                        (suggestion,) if suggestion else (), rule_id="R4b")
     if order.dose_unread:
         return Finding("info", f"Severe renal impairment ({crcl}): dose NOT checked (unreadable). Renal maximum is "

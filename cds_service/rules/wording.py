@@ -37,3 +37,11 @@ def unread_dose(order) -> str:
     strength = "" if order.match.strength_mg or order.match.titration_pack else \
         "; the tablet strength is not known from the product code or its name"
     return f"The ordered dose could not be read: {order.dosing.describe()}{sig}{strength}."
+
+
+def ordered(order) -> str:
+    """'Ordered: 100 mg twice a day (200 mg/day).', saying where a tablet strength read from words came from."""
+    source = ""
+    if order.match.rxcui is None and order.match.strength_mg:
+        source = f" The tablet strength ({order.match.strength_mg:g} mg) was read from “{order.display}”."
+    return f"Ordered: {order.dosing.describe()}.{source}"

@@ -43,6 +43,8 @@ def assert_expected_cards(cards: list[dict], expected: list[dict]) -> None:
             assert card_actions(actual) == card["actions"], (card["topic"], card_actions(actual))
         if "summaryContains" in card:
             assert card["summaryContains"] in actual["summary"]
+        for words in ([card["detailContains"]] if isinstance(card.get("detailContains"), str) else card.get("detailContains", [])):
+            assert words in actual["detail"], (card["topic"], words)
 
 
 def test_there_are_at_least_30_scenarios():

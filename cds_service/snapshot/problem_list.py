@@ -9,7 +9,8 @@ and each category counts as ``condition_categories.json`` says (code-families.md
   resolved) or none: the label's precaution is about a history;
 - a **current** category (pregnancy, lactation, ESRD, hypertension, ...) counts only when active,
   recurrence or relapse; with no ``clinicalStatus`` only when it has no ``abatement[x]`` and, where
-  the category names a ``window`` threshold, its onset or recorded date lies inside it;
+  the category names a ``window`` threshold, its onset or recorded date lies inside it (the window
+  bounds a record without status only: ``ConditionCategory.window``, code-families.md §5);
 - a category with ``closed_by`` (pregnancy) does not count when a record of the closing category
   (an end-of-pregnancy marker) is dated at or after it.
 
@@ -92,13 +93,11 @@ def _procedure_counts(resource: Mapping, now: datetime.datetime, thresholds: Map
 
 
 def _in_window(when: datetime.datetime | None, window: str | None, now: datetime.datetime,
-               thresholds: Mapping[str, float], undated: bool) -> bool:
-    """Inside the category's window (pregnancy <= 10 months, ...); ``undated``: what an undated record gets."""
+               thresholds: Mapping[str, float]) -> bool:
+    """Inside the category's window (pregnancy <= 10 months, ...), for a record without clinicalStatus; undated: no."""
     if window is None:
         return True
-    if when is None:
-        return undated
-    return now - when <= datetime.timedelta(days=thresholds[window])
+    return when is not None and now - when <= datetime.timedelta(days=thresholds[window])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,8 +133,8 @@ def _records(resource: Mapping, knowledge: Knowledge, now: datetime.datetime,
                 counts = status is None or status in HISTORY_CLINICAL_STATUSES
                 active = status in ACTIVE_CLINICAL_STATUSES or (status is None and not abated)
             else:
-                counts = active = (status in ACTIVE_CLINICAL_STATUSES or (status is None and not abated)) and \
-                    _in_window(when, spec.window, now, thresholds, undated=status is not None)
+                counts = active = status in ACTIVE_CLINICAL_STATUSES or (
+                    status is None and not abated and _in_window(when, spec.window, now, thresholds))
             if not counts:
                 continue
             seen.add(category)

@@ -43,7 +43,8 @@ def assert_expected_cards(cards: list[dict], expected: list[dict]) -> None:
             assert card_actions(actual) == card["actions"], (card["topic"], card_actions(actual))
         if "summaryContains" in card:
             assert card["summaryContains"] in actual["summary"]
-        for words in ([card["detailContains"]] if isinstance(card.get("detailContains"), str) else card.get("detailContains", [])):
+        detail_words = card.get("detailContains", [])
+        for words in [detail_words] if isinstance(detail_words, str) else detail_words:
             assert words in actual["detail"], (card["topic"], words)
 
 

@@ -298,6 +298,7 @@ def test_default_upper_limit_for_liver_tests_without_a_range(kind, value, unit, 
     ([(3, 30)], None, True),
     ([(8, 370)], "male", False),                       # outside audit_c_window_days
     ([(2, 10), (8, 200)], "male", False),              # the newest score decides
+    ([(0, 10), (8, 200)], "male", False),              # a score of 0 is a result too
 ])
 def test_audit_c_at_its_cut_offs(scores, sex, fires):
     found = run(*[observation("audit_c_total", integer=score, days=days) for score, days in scores], sex=sex)

@@ -121,7 +121,7 @@ def _measurement(observation: Mapping, family: str | None, factors: Mapping, cod
     factor = factors[family].get(unit_key(unit)) if family else 1.0
     if factor is None and family in KEEP_UNKNOWN_UNIT:
         return Measurement(value, unit, _time(observation), high, code), True
-    if factor is None or value <= 0:
+    if factor is None or (value <= 0 and family is not None):  # a score of 0 is a result
         return Measurement(value, unit, _time(observation), high, code), False
     converted_high = high * factor if high is not None else None
     return Measurement(value * factor, RULE_UNITS.get(family, unit), _time(observation), converted_high, code), True

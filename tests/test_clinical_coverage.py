@@ -338,6 +338,19 @@ def test_strength_from_the_medication_text(text, tablets, daily, pack):
     assert (order.dosing.max_daily_mg if order.dosing else None) == daily
 
 
+@pytest.mark.parametrize("rxcui, text, daily", [
+    ("833136", "Savella 100 mg tablet", 200),           # brand name code: no strength of its own
+    ("588250", "milnacipran 50 mg tab", 100),           # ingredient code
+    ("833144", "milnacipran 100 mg tablet", 100),       # a coded 50 mg tablet: the code wins over the words
+])
+def test_a_code_without_a_strength_takes_it_from_the_text(rxcui, text, daily):
+    draft = draft_resource(None) | {"medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": rxcui}], "text": text},
+                                    "dosageInstruction": [{"timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+                                                           "doseAndRate": [{"doseQuantity": {"value": 1, "code": "{tbl}"}}]}]}
+    [order] = orders(draft)
+    assert order.dosing.max_daily_mg == daily
+
+
 def test_a_strength_from_text_reaches_the_renal_ceiling():
     severe = observation("creatinine_mass", 2.5, "mg/dL", days=1)
     found = run(severe, drafts=(local_draft("SAVELLA 100 MG TABLET", 1),), age=70)

@@ -3,7 +3,7 @@
 Matching goes by RxNorm code first (milnacipran codes, ingredient RxCUIs, then product RxCUIs
 from the product table), and falls back to ingredient names in the text only when no code
 matched, for EHRs that send local codes or free text. A milnacipran known only by its text or its
-ingredient code takes its tablet strength from the words ("SAVELLA 100 MG TABLET"), when they
+ingredient, brand or dose-form code takes its tablet strength from the words ("SAVELLA 100 MG TABLET"), when they
 name exactly one listed strength, and is a titration pack when they say so. ``medicationReference`` is resolved to
 a contained Medication or another known Medication (Bundle entry, prefetch, FHIR read).
 """
@@ -71,6 +71,7 @@ class MedicationMatch:
     rxcui: str | None           # the code that matched; None for a text match
     strength_mg: float | None   # milnacipran tablets only
     titration_pack: bool = False
+    strength_in_words: bool = False     # the strength was read from the medication's name or text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,16 +129,15 @@ class MedicationMatcher:
         return matches
 
     def _with_strength_from_text(self, match: MedicationMatch, words: str) -> MedicationMatch:
-        """A milnacipran matched by text or by its ingredient code: its strength (or titration pack) from the words."""
+        """A milnacipran known by text, or by a code without a strength (ingredient, brand, dose form): its strength
+        (or titration pack) from the words. A coded tablet or pack keeps what its code says."""
         if match.ingredient.rxcui != MILNACIPRAN_RXCUI or match.strength_mg is not None or match.titration_pack:
             return match
-        if match.rxcui is not None and match.rxcui in self.knowledge.milnacipran_codes:
-            return match  # a coded product without one strength (e.g. a pack): the code knows best
         if TITRATION_PACK_PATTERN.search(words):
             return dataclasses.replace(match, titration_pack=True)
         strengths = {code.strength_mg for code in self.knowledge.milnacipran_codes.values() if code.strength_mg}
         strength = strength_from_text(words, strengths)
-        return dataclasses.replace(match, strength_mg=strength) if strength is not None else match
+        return dataclasses.replace(match, strength_mg=strength, strength_in_words=True) if strength is not None else match
 
     def _text_matches(self, text: str) -> list[MedicationMatch]:
         return [MedicationMatch(ingredient, route, None, None) for ingredient, route in self.knowledge.ingredients_in_text(text)]

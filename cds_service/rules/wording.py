@@ -42,6 +42,6 @@ def unread_dose(order) -> str:
 def ordered(order) -> str:
     """'Ordered: 100 mg twice a day (200 mg/day).', saying where a tablet strength read from words came from."""
     source = ""
-    if order.match.rxcui is None and order.match.strength_mg:
+    if order.match.strength_in_words:
         source = f" The tablet strength ({order.match.strength_mg:g} mg) was read from “{order.display}”."
     return f"Ordered: {order.dosing.describe()}.{source}"

@@ -32,7 +32,7 @@ from cds_service.rules import serotonergic_drugs
 from cds_service.rules import suicidality
 from cds_service.rules.engine import evaluate_rules
 from cds_service.rules.registry import RULES
-from cds_service.snapshot.labs_and_vitals import CodedResult
+from cds_service.snapshot.labs_and_vitals import HcgResult
 from cds_service.snapshot.labs_and_vitals import Measurement
 
 
@@ -392,7 +392,7 @@ def test_problem_list_precautions(category, expected):
     ((), {"alt": (Measurement(120, "U/L", days_ago(5), 40),)}, []),                  # exactly 3x: not above
     ((), {"bilirubin_total": (Measurement(2.5, "mg/dL", days_ago(5), 1.2),)}, [("H3", "warning")]),
     ((), {"ast": (Measurement(500, "U/L", days_ago(100), 40),)}, []),                # outside 90 days
-    ((), {"ast": (Measurement(500, "U/L", days_ago(5)),)}, []),                      # no reference range: no guess
+    ((), {"ast": (Measurement(500, "ukat/L", days_ago(5)),)}, []),                   # no range, unit unknown: no guess
 ])
 def test_hepatic(conditions, labs, expected):
     findings = run_rules(hepatic, orders(), snapshot(conditions=tuple(condition(c) for c in conditions), labs=labs))
@@ -402,9 +402,9 @@ def test_hepatic(conditions, labs, expected):
 @pytest.mark.parametrize("sex, conditions, hcg, expected", [
     ("female", ("pregnancy",), (), [("P1", "warning")]),
     ("female", ("lactation",), (), [("P2", "info")]),
-    ("female", (), (CodedResult("positive", days_ago(30)),), [("P1", "warning")]),
-    ("female", (), (CodedResult("negative", days_ago(30)),), []),
-    ("female", (), (CodedResult("positive", days_ago(300)),), []),
+    ("female", (), (HcgResult("positive", days_ago(30), "hCG positive"),), [("P1", "warning")]),
+    ("female", (), (HcgResult("negative", days_ago(30), "hCG negative"),), []),
+    ("female", (), (HcgResult("positive", days_ago(300), "hCG positive"),), []),
     ("male", ("pregnancy",), (), [("P1", "warning")]),  # administrative gender does not rule it out
 ])
 def test_pregnancy_lactation(sex, conditions, hcg, expected):

@@ -43,6 +43,9 @@ def assert_expected_cards(cards: list[dict], expected: list[dict]) -> None:
             assert card_actions(actual) == card["actions"], (card["topic"], card_actions(actual))
         if "summaryContains" in card:
             assert card["summaryContains"] in actual["summary"]
+        detail_words = card.get("detailContains", [])
+        for words in [detail_words] if isinstance(detail_words, str) else detail_words:
+            assert words in actual["detail"], (card["topic"], words)
 
 
 def test_there_are_at_least_30_scenarios():

@@ -5,8 +5,8 @@ equality with comma-OR lists, ``_sort``, ``_count``); their codes come from the 
 so a code is never typed twice.
 """
 
+from cds_service.fhir.vocabulary import CODE_SYSTEMS
 from cds_service.fhir.vocabulary import LOINC
-from cds_service.fhir.vocabulary import SNOMED
 from cds_service.knowledge import Knowledge
 
 
@@ -15,9 +15,20 @@ def _observation_search(knowledge: Knowledge, kinds: tuple[str, ...], count: int
     return f"Observation?patient={{{{context.patientId}}}}&code={codes}&_sort=-date&_count={count}"
 
 
+# Every clinical status a "history-of" category counts (code-families.md §5); "current" categories
+# are narrowed to active, recurrence and relapse by the snapshot, not by the query.
+CONDITION_CLINICAL_STATUSES = "active,recurrence,relapse,inactive,remission,resolved"
+
+
+def _procedure_codes(knowledge: Knowledge, category: str) -> str:
+    """Every exact code of a category in the systems a Procedure is coded in (SNOMED CT, ICD-10-PCS, CPT)."""
+    return ",".join(f"{CODE_SYSTEMS[system][0]}|{code}" for system in ("snomed", "icd10pcs", "cpt")
+                    for code in knowledge.codes_in_category(category, system))
+
+
 def prefetch_templates(knowledge: Knowledge) -> dict[str, str]:
     """Prefetch key -> template, narrow enough for the rules and no more."""
-    dialysis = ",".join(f"{SNOMED}|{code}" for code in knowledge.snomed_codes_in_category("dialysis"))
+    dialysis = _procedure_codes(knowledge, "dialysis")
     return {
         "patient": "Patient/{{context.patientId}}",
         "renalLabs": _observation_search(knowledge, (
@@ -26,10 +37,12 @@ def prefetch_templates(knowledge: Knowledge) -> dict[str, str]:
         "vitalSigns": _observation_search(knowledge, (
             "bp_panel", "systolic_bp", "diastolic_bp", "heart_rate"), 30),
         "otherLabs": _observation_search(knowledge, (
-            "alt", "ast", "bilirubin_total", "hcg_qualitative", "hcg_quantitative", "sodium"), 30),
+            "alt", "ast", "bilirubin_total", "hcg_qualitative", "hcg_quantitative", "hcg_other_units",
+            "hcg_interpretation", "sodium", "inr"), 30),
+        "alcoholScreening": _observation_search(knowledge, ("audit_c_total",), 3),
         "medicationRequests": "MedicationRequest?patient={{context.patientId}}&status=active,on-hold,stopped,completed",
         "medicationStatements": "MedicationStatement?patient={{context.patientId}}"
                                 "&status=active,intended,on-hold,stopped,completed",
-        "conditions": "Condition?patient={{context.patientId}}&clinical-status=active,recurrence,relapse",
+        "conditions": f"Condition?patient={{{{context.patientId}}}}&clinical-status={CONDITION_CLINICAL_STATUSES}",
         "dialysisProcedures": f"Procedure?patient={{{{context.patientId}}}}&code={dialysis}",
     }

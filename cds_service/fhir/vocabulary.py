@@ -15,7 +15,7 @@ LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 UCUM = "http://unitsofmeasure.org"
-ICD10PCS = "http://www.cms.gov/medicare/coding/icd10"
+ICD10PCS = "http://www.cms.gov/Medicare/Coding/ICD10"  # THO: case-sensitive, as CMS spells it
 CPT = "http://www.ama-assn.org/go/cpt"
 V3_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 

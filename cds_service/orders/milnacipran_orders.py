@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cds_service.errors import BadRequest
+from cds_service.fhir.read import child
 from cds_service.fhir.read import items
 from cds_service.fhir.read import text
 from cds_service.orders.dose import Dosing
@@ -18,6 +19,8 @@ from cds_service.orders.products import MedicationMatch
 from cds_service.orders.products import MedicationMatcher
 from cds_service.orders.products import medication_index
 from cds_service.request.envelope import Envelope
+
+STOPPING_STATUSES = {"stopped", "cancelled", "completed", "entered-in-error"}  # a draft entry that ends an order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +35,18 @@ class MilnacipranOrder:
     dosing: Dosing | None
     has_id: bool                    # False: no suggestion can name this draft
     entry_index: int                # position among envelope.draft_entries()
+    links: frozenset[str] = frozenset()     # orders it renews or changes: "MedicationRequest/<id>" or "id:<system>|<value>"
+    group_identifier: str | None = None     # "system|value" of its groupIdentifier
+
+    @property
+    def dose_unread(self) -> bool:
+        """The order has dosage instructions, but no daily dose could be read from them: its dose is unchecked."""
+        return self.dosing is not None and self.dosing.max_daily_mg is None
+
+    @property
+    def instructions(self) -> str:
+        """The dosage instructions' text as the prescriber wrote it ("" if none)."""
+        return "; ".join(t for t in (text(d, "text") for d in items(self.resource, "dosageInstruction")) if t)
 
     @property
     def id(self) -> str:
@@ -58,6 +73,24 @@ def normalise_draft(resource: Mapping, patient_id: str) -> dict:
 
 
 
+def _reference_key(reference: str) -> str:
+    """'https://x/fhir/MedicationRequest/a1/_history/2' -> 'MedicationRequest/a1'."""
+    return "/".join(reference.split("/_history/", 1)[0].rstrip("/").rsplit("/", 2)[-2:])
+
+
+def _identifier(value: Mapping) -> str | None:
+    return f"{text(value, 'system') or ''}|{text(value, 'value')}" if text(value, "value") else None
+
+
+def renewal_links(resource: Mapping) -> frozenset[str]:
+    """What a draft renews or changes (code-families.md §6): its priorPrescription and basedOn references,
+    by resource id ("MedicationRequest/<id>") or by ``Reference.identifier`` ("id:<system>|<value>")."""
+    references = [child(resource, "priorPrescription")] + items(resource, "basedOn")
+    links = {_reference_key(text(r, "reference")) for r in references if text(r, "reference")}
+    links |= {f"id:{key}" for r in references if (key := _identifier(child(r, "identifier")))}
+    return frozenset(links)
+
+
 def find_milnacipran_orders(envelope: Envelope, matcher: MedicationMatcher,
                             fetched_medications: Mapping[str, Mapping] | None = None) -> tuple[MilnacipranOrder, ...]:
     """The selected draft orders that are milnacipran, in Bundle order.
@@ -71,6 +104,8 @@ def find_milnacipran_orders(envelope: Envelope, matcher: MedicationMatcher,
         resource_type = resource.get("resourceType")
         if resource_type not in ("MedicationRequest", "MedicationOrder") or not _is_selected(resource, envelope.selections):
             continue
+        if text(resource, "status") in STOPPING_STATUSES:
+            continue  # the session stops this order: nothing to check (the snapshot counts it as stopped)
         medication = matcher.identify(resource, known)
         match = next((m for m in medication.matches if m.ingredient.group == "milnacipran"), None)
         if match is None:
@@ -88,5 +123,7 @@ def find_milnacipran_orders(envelope: Envelope, matcher: MedicationMatcher,
             dosing=extract_dosing(draft, match.strength_mg),
             has_id=text(resource, "id") is not None,
             entry_index=index,
+            links=renewal_links(resource),
+            group_identifier=_identifier(child(resource, "groupIdentifier")),
         ))
     return tuple(orders)

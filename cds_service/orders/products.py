@@ -2,7 +2,9 @@
 
 Matching goes by RxNorm code first (milnacipran codes, ingredient RxCUIs, then product RxCUIs
 from the product table), and falls back to ingredient names in the text only when no code
-matched, for EHRs that send local codes or free text. ``medicationReference`` is resolved to
+matched, for EHRs that send local codes or free text. A milnacipran known only by its text or its
+ingredient, brand or dose-form code takes its tablet strength from the words ("SAVELLA 100 MG TABLET"), when they
+name exactly one listed strength, and is a titration pack when they say so. ``medicationReference`` is resolved to
 a contained Medication or another known Medication (Bundle entry, prefetch, FHIR read).
 """
 
@@ -41,6 +43,19 @@ FORM_PATTERN = re.compile(r"\b(" + "|".join(re.escape(word) for word, _ in FORM_
 FORM_BY_WORD = dict(FORM_WORDS)
 
 
+# A strength in a medication's name or text: "SAVELLA 100 MG TABLET", "milnacipran 50mg tab". Not a
+# concentration or a daily amount ("10 mg/mL", "100 mg/day"), which are not a tablet strength.
+STRENGTH_PATTERN = re.compile(
+    r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:mg|milligrams?)\b(?!\s*/\s*(?:ml|l|dl|day|d|kg|m2|24|hr|h|dose)\b)", re.IGNORECASE)
+TITRATION_PACK_PATTERN = re.compile(r"\b(titration|starter|initiation)\b", re.IGNORECASE)
+
+
+def strength_from_text(text: str, strengths: set[float]) -> float | None:
+    """The one milnacipran tablet strength a text names, when it names exactly one of ``strengths``."""
+    found = {float(value) for value in STRENGTH_PATTERN.findall(text or "")}
+    return found.pop() if len(found) == 1 and found <= strengths else None
+
+
 def route_from_name(name: str) -> str | None:
     """The route a medication's name implies by its dose-form words, when they all agree."""
     routes = {FORM_BY_WORD[word] for word in FORM_PATTERN.findall(name.lower())}
@@ -56,6 +71,7 @@ class MedicationMatch:
     rxcui: str | None           # the code that matched; None for a text match
     strength_mg: float | None   # milnacipran tablets only
     titration_pack: bool = False
+    strength_in_words: bool = False     # the strength was read from the medication's name or text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,9 +92,11 @@ class MedicationMatcher:
     def identify(self, resource: Mapping, known_medications: Mapping[str, Mapping] = {}) -> Medication:
         """The medication of a MedicationRequest/Statement/Order, resolving references."""
         concepts, display = self._concepts(resource, known_medications)
+        words = " ".join([display] + [t for c in concepts for t in _concept_texts(c)])
         matches = self._coded_matches(concepts)
         if not matches:
-            matches = self._text_matches(" ".join([display] + [t for c in concepts for t in _concept_texts(c)]))
+            matches = self._text_matches(words)
+        matches = [self._with_strength_from_text(match, words) for match in matches]
         reference = text(child(resource, "medicationReference"), "reference")
         unresolved = reference if reference and not concepts and not child(resource, "medicationCodeableConcept") else None
         return Medication(display or "unnamed medication", tuple(matches), unresolved if not matches else None)
@@ -109,6 +127,17 @@ class MedicationMatcher:
                 matches.extend(MedicationMatch(item.ingredient, item.route_hint, code, None)
                                for item in self.knowledge.product_ingredients.get(code, ()))
         return matches
+
+    def _with_strength_from_text(self, match: MedicationMatch, words: str) -> MedicationMatch:
+        """A milnacipran known by text, or by a code without a strength (ingredient, brand, dose form): its strength
+        (or titration pack) from the words. A coded tablet or pack keeps what its code says."""
+        if match.ingredient.rxcui != MILNACIPRAN_RXCUI or match.strength_mg is not None or match.titration_pack:
+            return match
+        if TITRATION_PACK_PATTERN.search(words):
+            return dataclasses.replace(match, titration_pack=True)
+        strengths = {code.strength_mg for code in self.knowledge.milnacipran_codes.values() if code.strength_mg}
+        strength = strength_from_text(words, strengths)
+        return dataclasses.replace(match, strength_mg=strength, strength_in_words=True) if strength is not None else match
 
     def _text_matches(self, text: str) -> list[MedicationMatch]:
         return [MedicationMatch(ingredient, route, None, None) for ingredient, route in self.knowledge.ingredients_in_text(text)]

@@ -1,5 +1,6 @@
 """Increased risk of bleeding (label 5.9, 2023): anticoagulants, antiplatelets, NSAIDs, aspirin."""
 
+from cds_service.fhir.dates import show_date
 from cds_service.findings import Finding
 from cds_service.rules.wording import bullet_list
 from cds_service.rules.wording import describe_use
@@ -9,12 +10,22 @@ SECTION = "Savella PI §5.9 Increased risk of bleeding"
 NON_SYSTEMIC_ROUTES = {"topical", "ophthalmic"}  # kb §0.5 Decision 7
 
 
+def _latest_inr(snapshot) -> str:
+    latest = next(iter(snapshot.labs.get("inr", ())), None)
+    return f" Latest INR {latest.value:g} ({show_date(latest.when)})." if latest and latest.when else " No INR on record."
+
+
 def bleeding_risk(orders, snapshot, policy):
-    """B1/B2 (warning) and B3: systemic NSAID or aspirin, info unless B1/B2, age >= 65 or a bleeding disorder."""
-    anticoagulants = [u for u in snapshot.medications_in("anticoagulant") if u.is_current]
+    """B1/B2 (warning) and B3: systemic NSAID or aspirin, info unless B1/B2, age >= 65 or a bleeding disorder.
+
+    Not counted: topical NSAIDs (by route, or by the words of a text-only medication: gel, cream, patch,
+    ...) and heparin flushes or catheter locks (forms.json), which are not anticoagulation.
+    """
+    anticoagulants = [u for u in snapshot.medications_in("anticoagulant")
+                      if u.is_current and "heparin_flush_lock" not in u.forms]
     antiplatelets = [u for u in snapshot.medications_in("antiplatelet") if u.is_current]
     nsaids = [u for u in snapshot.medications_in("nsaid", "aspirin")
-              if u.is_current and not (u.routes and u.routes <= NON_SYSTEMIC_ROUTES)]
+              if u.is_current and not (u.routes and u.routes <= NON_SYSTEMIC_ROUTES) and "topical_nsaid" not in u.forms]
     if not (anticoagulants or antiplatelets or nsaids):
         return []
     factors = [str(c) for c in snapshot.conditions_in("bleeding_disorder")]
@@ -29,7 +40,8 @@ def bleeding_risk(orders, snapshot, policy):
     serious = anticoagulants or antiplatelets or factors
     detail = ("Drugs that interfere with serotonin reuptake raise bleeding risk, more so with aspirin, NSAIDs, "
               "warfarin and other anticoagulants (events range from ecchymosis to life-threatening haemorrhage)."
-              + (" Monitor INR and for bleeding." if any(u.ingredient.name == "warfarin" for u in anticoagulants) else "")
+              + (" Monitor INR and for bleeding." + _latest_inr(snapshot)
+                 if any(u.ingredient.name == "warfarin" for u in anticoagulants) else "")
               + "\n\n" + bullet_list(lines))
     return [Finding("warning" if serious else "info",
                     summary_naming(f"Bleeding risk with {{names}}{elderly}: monitor for bleeding"

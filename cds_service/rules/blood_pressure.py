@@ -9,6 +9,8 @@ from statistics import mean
 from cds_service.fhir.dates import show_date
 from cds_service.findings import Finding
 from cds_service.findings.suggestions import order_observation
+from cds_service.rules.new_start import dose_change
+from cds_service.rules.new_start import is_new_start
 from cds_service.rules.wording import bullet_list
 
 SECTION = "Savella PI §5.3 Elevated blood pressure; §5.4 Elevated heart rate"
@@ -42,12 +44,18 @@ def blood_pressure_history(orders, snapshot, policy):
     if systolic is not None or diastolic is not None:
         lines.insert(0, f"Mean of the last {len(pressures)}: {systolic or 0:.0f}/{diastolic or 0:.0f} mmHg")
     detail = bullet_list(lines)
+    on_treatment = not is_new_start(snapshot, policy)
+    if on_treatment:
+        detail += "\n\nAlready on milnacipran: this order is a change on treatment. " + _change_words(orders, snapshot)
     if crisis or (systolic or 0) >= policy.threshold("sbp_severe") or (diastolic or 0) >= policy.threshold("dbp_severe"):
-        return [Finding("critical", "Severe hypertension: control blood pressure before starting milnacipran.",
-                        detail, SECTION, rule_id="V3")]
+        summary = ("Severe hypertension on milnacipran: reduce the dose or stop it; do not increase. Control BP."
+                   if on_treatment else "Severe hypertension: control blood pressure before starting milnacipran.")
+        return [Finding("critical", summary, detail, SECTION, rule_id="V3")]
     if (systolic or 0) >= policy.threshold("sbp_uncontrolled") or (diastolic or 0) >= policy.threshold("dbp_uncontrolled"):
-        return [Finding("warning", "Uncontrolled blood pressure: treat hypertension before starting milnacipran; "
-                        "recheck during titration.", detail, SECTION, rule_id="V2")]
+        summary = ("Uncontrolled blood pressure on milnacipran: consider a lower dose or stopping, not an increase."
+                   if on_treatment else
+                   "Uncontrolled blood pressure: treat hypertension before starting milnacipran; recheck during titration.")
+        return [Finding("warning", summary, detail, SECTION, rule_id="V2")]
     if hypertension and not pressures:
         return [Finding("warning", f"Hypertension with no BP reading in {policy.threshold('bp_hr_window_days'):g} days: "
                         "measure and control BP before starting milnacipran.", detail, SECTION, rule_id="V2")]
@@ -89,7 +97,19 @@ def sustained_rise_on_treatment(orders, snapshot, policy):
     if not findings_lines:
         return []
     return [Finding("warning", "Sustained BP/HR rise on milnacipran: consider a lower dose or stopping, not an increase.",
-                    bullet_list(findings_lines), SECTION, rule_id="V5")]
+                    bullet_list(findings_lines) + "\n\n" + _change_words(orders, snapshot), SECTION, rule_id="V5")]
+
+
+def _change_words(orders, snapshot) -> str:
+    """What this order does to the dose of the active order it renews: raises, lowers, keeps."""
+    changes = [change for change in (dose_change(order, snapshot) for order in orders) if change]
+    if not changes:
+        return "The label answers a sustained rise by reducing the dose or stopping (5.3, 5.4)."
+    old, new = changes[0]
+    verb = "raises" if new > old else "lowers"
+    advice = "Reconsider the increase: " if new > old else ""
+    return (f"This order {verb} the daily dose from {old:g} to {new:g} mg. {advice}"
+            "the label answers a sustained rise by reducing the dose or stopping (5.3, 5.4).")
 
 
 def missing_baseline(orders, snapshot, policy):
@@ -104,7 +124,14 @@ def missing_baseline(orders, snapshot, policy):
     missing = " and ".join({"bp_panel": "blood pressure", "heart_rate": "heart rate"}[kind] for kind in kinds)
     suggestion = order_observation(policy.knowledge, kinds, orders[0].patient_id, f"Order {missing}",
                                    "Baseline before starting milnacipran (label 5.3/5.4)")
+    usable = policy.threshold("bp_hr_usable_days")
+    older = []  # the last reading within the usable period, shown but not taken as a baseline
+    for kind, readings, shown in (("bp_panel", snapshot.blood_pressures, _bp_text),
+                                  ("heart_rate", snapshot.heart_rates, lambda r: f"HR {r.value:g}/min ({show_date(r.when)})")):
+        last = next((r for r in readings if r.when and snapshot.days_since(r.when) <= usable), None)
+        if kind in kinds and last is not None:
+            older.append(f"Older than the window, not a baseline: {shown(last)}")
     return [Finding("info", f"No {missing} in the last {policy.threshold('bp_hr_window_days'):g} days: the label asks "
-                    "for a baseline before starting.", f"Missing within the window: {missing}.", SECTION,
-                    (suggestion,), rule_id="V1")]
+                    "for a baseline before starting.", bullet_list([f"Missing within the window: {missing}"] + older),
+                    SECTION, (suggestion,), rule_id="V1")]
 

@@ -8,8 +8,9 @@ PARENTERAL_ROUTES = {"intravenous", "injectable"}
 
 
 def _is_emergency_epinephrine(use) -> bool:
-    """PRN, an auto-injector, or combined with a local anaesthetic (kb §1f C4: never discourage these)."""
-    return use.as_needed or "auto-injector" in (use.dose_form or "") or use.ingredient_count > 1
+    """PRN, an auto-injector (product or words), or combined with a local anaesthetic (kb §1f C4: never discourage these)."""
+    return (use.as_needed or "auto-injector" in (use.dose_form or "") or "epinephrine_auto_injector" in use.forms
+            or use.ingredient_count > 1)
 
 
 def cardiovascular_interaction(orders, snapshot, policy):

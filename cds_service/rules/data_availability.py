@@ -8,10 +8,11 @@ CHECKS_BY_KEY = {
     "renalLabs": "renal function and dose ceiling",
     "bodyMeasures": "Cockcroft-Gault creatinine clearance",
     "vitalSigns": "blood pressure and heart rate",
-    "otherLabs": "liver tests, sodium, pregnancy test",
+    "otherLabs": "liver tests, sodium, pregnancy test, INR",
+    "alcoholScreening": "AUDIT-C alcohol screening score",
     "medicationRequests": "MAOI, linezolid and other interactions (ordered drugs)",
     "medicationStatements": "MAOI, linezolid and other interactions (reported drugs)",
-    "conditions": "ESRD, hypertension and other problem-list precautions",
+    "conditions": "ESRD, hypertension, history of mania, seizures, suicidality and other problem-list precautions",
     "dialysisProcedures": "dialysis",
 }
 MEDICATION_KEYS = {"medicationRequests", "medicationStatements"}

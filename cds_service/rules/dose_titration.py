@@ -1,6 +1,7 @@
 """Dose and titration (label 2.1): daily maximum, divided dosing, titration on a new start.
 
-All three checks need a dose; a draft without one (order-select) is skipped quietly.
+All three checks need a dose; a draft without one (order-select) is skipped quietly. A draft whose
+dosage instructions cannot be read (D0) says so: an unreadable 200 mg/day order never looks checked.
 """
 
 from cds_service.findings import Finding
@@ -9,8 +10,20 @@ from cds_service.findings.suggestions import for_order
 from cds_service.findings.suggestions import switch_to_titration_pack
 from cds_service.findings.suggestions import titration_schedule
 from cds_service.rules.new_start import is_new_start
+from cds_service.rules.wording import ordered
+from cds_service.rules.wording import unread_dose
 
 SECTION = "Savella PI §2.1 Recommended dosing"
+
+
+def unreadable_dose(orders, snapshot, policy):
+    """D0: dosage instructions whose daily dose cannot be read (info): the dose checks did not run."""
+    t = policy.threshold
+    return [Finding("info", "Dose NOT checked: the ordered milnacipran dose could not be read. Check it by hand.",
+                    f"{unread_dose(order)} The checks for the {t('max_daily_mg'):g} mg/day maximum, a single dose above "
+                    f"{t('max_single_dose_mg'):g} mg, two divided doses a day and the titration on a new start did not run.",
+                    SECTION, rule_id="D0")
+            for order in orders if order.dose_unread]
 
 
 def maximum_daily_dose(orders, snapshot, policy):
@@ -26,7 +39,7 @@ def maximum_daily_dose(orders, snapshot, policy):
         suggestion = None if severe else change_dose(order, policy.knowledge, maximum, 2, label, recommended=True)
         findings.append(Finding(
             "warning", f"{daily:g} mg/day ordered; the maximum is {policy.threshold('max_daily_mg'):g} mg/day "
-            "(higher doses were not studied).", f"Ordered: {order.dosing.describe()}." + (
+            "(higher doses were not studied).", ordered(order) + (
                 " The renal card gives the dose for this patient's renal function." if severe else ""),
             SECTION, (suggestion,) if suggestion else (), rule_id="D1"))
     return findings
@@ -49,7 +62,7 @@ def divided_doses(orders, snapshot, policy):
         summary = (f"Ordered once a day ({step.mg_per_dose:g} mg): milnacipran is given in two divided doses a day."
                    if once_daily else f"Single dose of {step.mg_per_dose:g} mg: give milnacipran in two divided doses a day.")
         findings.append(Finding("info", summary,
-                                f"Ordered: {order.dosing.describe()}.", SECTION,
+                                ordered(order), SECTION,
                                 (suggestion,) if suggestion else (), rule_id="D2"))
     return findings
 
@@ -77,7 +90,7 @@ def titration_on_new_start(orders, snapshot, policy):
         findings.append(Finding(
             "info", f"New start at {first:g} mg/day: the label titrates from "
             f"{policy.threshold('titration_day1_mg'):g} mg over the first week.",
-            f"Ordered: {dosing.describe()}.\n\nLabel titration: "
+            f"{ordered(order)}\n\nLabel titration: "
             + "; ".join(step["text"] for step in titration_schedule(policy.thresholds)) + ".",
             SECTION, suggestions, rule_id="D3",
             brief=f"titrate from {policy.threshold('titration_day1_mg'):g} mg ({first:g} mg/day ordered)"))

@@ -2,6 +2,7 @@
 
 from cds_service.findings import Finding
 from cds_service.findings.suggestions import remove_drafts
+from cds_service.rules.new_start import renewed_uses
 from cds_service.rules.wording import bullet_list
 from cds_service.rules.wording import describe_use
 
@@ -9,8 +10,13 @@ SECTION = "Savella PI §2.1 Dosing (same moiety: therapeutic duplication)"
 
 
 def duplicate_milnacipran(orders, snapshot, policy):
-    """D5: milnacipran active or on another draft, levomilnacipran active, or two milnacipran drafts (warning)."""
-    uses = [u for u in snapshot.medications_in("milnacipran", "levomilnacipran") if u.is_current]
+    """D5: milnacipran active or on another draft, levomilnacipran active, or two milnacipran drafts (warning).
+
+    Not for the active order a draft renews or changes (priorPrescription, basedOn, groupIdentifier).
+    """
+    renewed = {use.reference for order in orders for use in renewed_uses(order, snapshot)}
+    uses = [u for u in snapshot.medications_in("milnacipran", "levomilnacipran")
+            if u.is_current and u.reference not in renewed]
     drafts = [u for u in uses if u.status == "draft"]
     lines = [describe_use(u, snapshot.now) for u in uses]
     if len(orders) > 1:

@@ -72,7 +72,9 @@ def psychiatric_maoi(orders, snapshot, policy):
     if inside:
         return [Finding("critical", "MAOI within 14 days: milnacipran is contraindicated. Cancel this order.",
                         f"No milnacipran within {policy.threshold('maoi_washout_days'):g} days of stopping an MAOI "
-                        f"intended to treat psychiatric disorders.\n\n{bullet_list(inside)}",
+                        f"intended to treat psychiatric disorders (and no MAOI within "
+                        f"{policy.threshold('maoi_start_after_milnacipran_days'):g} days of stopping milnacipran)."
+                        f"\n\n{bullet_list(inside)}",
                         SECTION, cancel_orders(orders), rule_id="M1")]
     if unknown:
         return [Finding("warning", "MAOI stopped on an unknown date: confirm at least 14 days have passed.",
@@ -91,7 +93,10 @@ def _within_24_hours(drug, uses, orders, snapshot, policy, rule_id):
         return [Finding(
             "critical", f"{drug} within 24 hours: do not start milnacipran. Cancel this order.",
             f"Do not start milnacipran in a patient being treated with {drug.lower()}; start it 24 h after the last "
-            f"dose.\n\n{bullet_list(inside)}\n\n{NOT_READ}", SECTION, cancel_orders(orders), rule_id=rule_id)]
+            f"dose. If {drug.lower()} is urgent in a patient already on milnacipran, stop milnacipran and monitor for "
+            f"serotonin syndrome for {policy.threshold('serotonin_monitoring_days'):g} days or until 24 h after the last "
+            f"{drug.lower()} dose, whichever comes first.\n\n{bullet_list(inside)}\n\n{NOT_READ}", SECTION,
+            cancel_orders(orders), rule_id=rule_id)]
     if unknown:
         return [Finding("warning", f"{drug} stopped, last dose not recorded: confirm it was more than 24 hours ago.",
                         f"{bullet_list(unknown)}\n\n{NOT_READ}", SECTION, rule_id=f"{rule_id}u")]

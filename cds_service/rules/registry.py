@@ -12,6 +12,7 @@ from collections.abc import Callable
 from collections.abc import Mapping
 
 from cds_service.rules import age
+from cds_service.rules import alcohol
 from cds_service.rules import bleeding_risk
 from cds_service.rules import blood_pressure
 from cds_service.rules import cardiovascular_drugs
@@ -59,6 +60,7 @@ RULES = (
     Rule("bleeding-risk", bleeding_risk.bleeding_risk, ("B1", "B2", "B3")),
     Rule("cardiovascular-interaction", cardiovascular_drugs.cardiovascular_interaction, ("C1", "C2", "C3", "C4", "C4p")),
     Rule("duplicate-therapy", duplicate_therapy.duplicate_milnacipran, ("D5",)),
+    Rule("dose-titration", dose_titration.unreadable_dose, ("D0",)),
     Rule("dose-titration", dose_titration.maximum_daily_dose, ("D1",)),
     Rule("dose-titration", dose_titration.divided_doses, ("D2",)),
     Rule("dose-titration", dose_titration.titration_on_new_start, ("D3",), routine=("D3",)),
@@ -66,7 +68,7 @@ RULES = (
     Rule("age", age.age, ("A1", "A2", "A3"), routine=("A2", "A3")),
     Rule("hepatic", hepatic.liver_disease, ("H1", "H2")),
     Rule("hepatic", hepatic.abnormal_liver_tests, ("H3",)),
-    Rule("alcohol", conditions.alcohol_use_disorder, ("AL1",)),
+    Rule("alcohol", alcohol.alcohol_use, ("AL1", "AL2")),
     Rule("seizure", conditions.seizure, ("SZ1",)),
     Rule("mania", conditions.bipolar_mania, ("BP1",)),
     Rule("angle-closure-glaucoma", conditions.angle_closure_glaucoma, ("G1",)),

@@ -8,6 +8,8 @@ from cds_service.findings.suggestions import order_observation
 from cds_service.findings.suggestions import titrate_to
 from cds_service.rules.new_start import is_new_start
 from cds_service.rules.wording import bullet_list
+from cds_service.rules.wording import ordered
+from cds_service.rules.wording import unread_dose
 from cds_service.snapshot.creatinine_clearance import show_crcl
 
 SECTION = "Savella PI §2.2 Dosing in patients with renal impairment"
@@ -80,13 +82,18 @@ def _severe_band_finding(order, daily, orders, snapshot, policy):
                                  for_order(f"Change to {ceiling:g} mg twice a day", order, orders))
         return Finding("warning", f"{daily:g} mg/day ordered; renal maximum is {max_daily:g} mg/day "
                        f"(severe renal impairment, {crcl}). Reduce the dose.",
-                       f"Ordered: {order.dosing.describe()}.\n\n{detail}", SECTION,
+                       f"{ordered(order)}\n\n{detail}", SECTION,
                        tuple(s for s in (titration, to_target, to_ceiling) if s), rule_id="R4")
     if daily is not None and daily > start_daily and new_start:
         return Finding("info", f"{daily:g} mg/day ordered; renal maximum to start is {start_daily:g} mg/day "
                        f"(severe renal impairment, {crcl}).",
-                       f"Ordered: {order.dosing.describe()}.\n\n{detail}", SECTION,
+                       f"{ordered(order)}\n\n{detail}", SECTION,
                        tuple(s for s in (titration, to_target) if s), rule_id="R4b")
+    if order.dose_unread:
+        return Finding("info", f"Severe renal impairment ({crcl}): dose NOT checked (unreadable). Renal maximum is "
+                       f"{max_daily:g} mg/day: check the order by hand.",
+                       f"{unread_dose(order)} It was not checked against the renal maximum.\n\n{detail}",
+                       SECTION, rule_id="R3")
     return Finding("info", f"Severe renal impairment ({crcl}): renal maximum is "
                    f"{max_daily:g} mg/day ({target:g} mg twice a day to start).",
                    detail, SECTION, rule_id="R3")
@@ -97,7 +104,7 @@ def missing_renal_data(orders, snapshot, policy):
     renal = snapshot.renal
     if renal.crcl is not None or (snapshot.age is not None and snapshot.age < policy.threshold("adult_age")):
         return []
-    ckd = snapshot.conditions_in("ckd", "ckd_stage_4")
+    ckd = snapshot.conditions_in("ckd", "ckd_stage_4", "kidney_transplant")  # a CKD diagnosis (kb §0.5 Decision 3)
     elderly = snapshot.age is not None and snapshot.age >= policy.threshold("elderly_age")
     reasons = [f"missing: {', '.join(renal.missing)}"] + [str(c) for c in ckd]
     if elderly:

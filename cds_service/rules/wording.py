@@ -38,3 +38,19 @@ def summary_naming(template: str, names) -> str:
 
 def bullet_list(lines: Sequence[str]) -> str:
     return "\n".join(f"- {line}" for line in lines)
+
+
+def unread_dose(order) -> str:
+    """Why an order's dose is unchecked: what could be read of it, and the sig as written."""
+    sig = f" (instructions: “{order.instructions}”)" if order.instructions else ""
+    strength = "" if order.match.strength_mg or order.match.titration_pack else \
+        "; the tablet strength is not known from the product code or its name"
+    return f"The ordered dose could not be read: {order.dosing.describe()}{sig}{strength}."
+
+
+def ordered(order) -> str:
+    """'Ordered: 100 mg twice a day (200 mg/day).', saying where a tablet strength read from words came from."""
+    source = ""
+    if order.match.strength_in_words:
+        source = f" The tablet strength ({order.match.strength_mg:g} mg) was read from “{order.display}”."
+    return f"Ordered: {order.dosing.describe()}.{source}"

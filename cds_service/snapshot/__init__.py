@@ -20,7 +20,7 @@ from cds_service.orders.products import MedicationMatcher
 from cds_service.snapshot.creatinine_clearance import RenalEstimate
 from cds_service.snapshot.creatinine_clearance import estimate_renal_function
 from cds_service.snapshot.labs_and_vitals import BloodPressure
-from cds_service.snapshot.labs_and_vitals import CodedResult
+from cds_service.snapshot.labs_and_vitals import HcgResult
 from cds_service.snapshot.labs_and_vitals import Measurement
 from cds_service.snapshot.labs_and_vitals import merge_blood_pressures
 from cds_service.snapshot.labs_and_vitals import newest_first
@@ -30,7 +30,7 @@ from cds_service.snapshot.medication_history import read_medications
 from cds_service.snapshot.problem_list import ConditionEntry
 from cds_service.snapshot.problem_list import read_conditions
 
-LAB_KINDS = ("sodium", "alt", "ast", "bilirubin_total")
+LAB_KINDS = ("sodium", "alt", "ast", "bilirubin_total", "audit_c_total", "inr")
 log = logging.getLogger(__name__)
 
 
@@ -43,7 +43,7 @@ class Snapshot:
     blood_pressures: tuple[BloodPressure, ...]         # newest first
     heart_rates: tuple[Measurement, ...]               # newest first
     labs: Mapping[str, tuple[Measurement, ...]]        # LAB_KINDS, newest first
-    hcg_results: tuple[CodedResult, ...]
+    hcg_results: tuple[HcgResult, ...]                 # newest first
     medications: tuple[MedicationUse, ...]
     conditions: tuple[ConditionEntry, ...]
     unavailable: tuple[Unavailable, ...]
@@ -111,7 +111,7 @@ def build_snapshot(chart: Chart, orders: tuple[MilnacipranOrder, ...], draft_res
         blood_pressures=merge_blood_pressures(readings.get("blood_pressure", [])),
         heart_rates=tuple(newest_first(readings.get("heart_rate", []))),
         labs={kind: tuple(newest_first(readings.get(kind, []))) for kind in LAB_KINDS},
-        hcg_results=tuple(newest_first(readings.get("hcg_qualitative", []))),
+        hcg_results=tuple(newest_first(readings.get("hcg", []))),
         medications=medications,
         conditions=read_conditions(chart.of_type("Condition") + chart.of_type("Procedure"), knowledge, now, thresholds),
         unavailable=chart.unavailable + tuple(

@@ -199,5 +199,9 @@ def estimate_renal_function(*, age, sex, now, thresholds, egfr_preference, creat
     chosen, inputs, notes = _choose(candidates, t)
     if chosen.method != "Cockcroft-Gault" and missing:
         notes += (f"no Cockcroft-Gault: missing {', '.join(missing)}",)
+    if chosen.method == "Cockcroft-Gault" and weight is not None and weight.when is not None \
+            and (now - weight.when).days > t["weight_current_days"]:
+        notes += (f"weight from {show_date(weight.when)}, older than {t['weight_current_days']:g} days: re-weigh "
+                  "if it may have changed",)
     stale = (now - chosen.when).days > t["scr_current_days"]
     return RenalEstimate(chosen.value, chosen.method, inputs, notes, (), chosen.when, stale, chosen.unstable)

@@ -6,6 +6,14 @@ creatinine clearance mL/min (from mL/s); a value in a unit the service does not 
 above zero, is kept aside as unreadable (``unreadable_<kind>``) rather than guessed, so that a
 rule can say the newest result could not be used. Blood pressure comes from the panel's
 components or from separate systolic and diastolic results taken at the same moment.
+
+Liver enzymes become U/L (IU/L; ukat/L x ``enzyme_u_l_per_ukat_l``), with their reference range
+in the same unit; an enzyme in another unit keeps its unit (its own reference range still
+judges it, the default upper limit does not). A score (AUDIT-C) may come as ``valueInteger``.
+hCG results of every kind become one ``HcgResult`` meaning positive, negative or indeterminate
+(code-families.md §4): a coded result by ``result_values.csv`` or its words; a quantitative one
+by its interpretation, then its reference range (the rule applies the knowledge cut-offs to the
+IU/L value otherwise; IU/L = mIU/mL); molar or mass units only when flagged positive.
 """
 
 import dataclasses
@@ -28,9 +36,14 @@ from cds_service.fhir.vocabulary import unit_key
 from cds_service.knowledge import Knowledge
 
 USABLE_STATUSES = {"final", "amended", "corrected", "preliminary", "registered", None}
-RULE_UNITS = {"creatinine": "mg/dL", "weight": "kg", "height": "cm", "egfr": "mL/min/1.73m2", "crcl_measured": "mL/min"}
+RULE_UNITS = {"creatinine": "mg/dL", "weight": "kg", "height": "cm", "egfr": "mL/min/1.73m2", "crcl_measured": "mL/min",
+              "alt": "U/L", "ast": "U/L", "hcg_quantitative": "IU/L"}
 UNIT_FAMILY = {"creatinine_mass": "creatinine", "creatinine_molar": "creatinine", "weight": "weight", "height": "height",
-               "egfr": "egfr", "crcl_measured": "crcl_measured"}
+               "egfr": "egfr", "crcl_measured": "crcl_measured", "alt": "alt", "ast": "ast"}
+KEEP_UNKNOWN_UNIT = {"alt", "ast"}   # judged by their own reference range whatever the unit
+HCG_KINDS = ("hcg_qualitative", "hcg_quantitative", "hcg_other_units", "hcg_interpretation")
+POSITIVE_WORDS = ("positive", "detected", "pos", "reactive")
+NEGATIVE_WORDS = ("negative", "not detected", "neg", "nonreactive", "non-reactive")
 BLOOD_PRESSURE_KINDS = ("bp_panel", "systolic_bp", "diastolic_bp")
 
 
@@ -51,19 +64,27 @@ class BloodPressure:
 
 
 @dataclasses.dataclass(frozen=True)
-class CodedResult:
-    """A result read as text (e.g. a qualitative hCG): its words, lower case."""
+class HcgResult:
+    """A pregnancy test of any kind, read as positive, negative or indeterminate (None: unreadable)."""
 
-    text: str
+    meaning: str | None             # what the lab says (coded value, interpretation, reference range); None: not said
     when: datetime.datetime | None
+    shown: str                      # e.g. "hCG 120 IU/L", "hCG positive"
+    quantitative: bool = False      # a number (also a tumour marker): only for patients who can be pregnant
+    iu_per_l: float | None = None   # a quantitative result in IU/L (= mIU/mL) for the rule's cut-offs
 
 
 def unit_factors(knowledge: Knowledge) -> dict[str, dict[str, float]]:
     """Unit (as ``unit_key`` spells it) -> factor into the rules' unit, per family."""
     umol = 1 / knowledge.constants["creatinine_umol_per_mg_dl"]
     creatinine = {"mg/dL": 1.0, "mg/100 mL": 1.0, "umol/L": umol, "micromol/L": umol, "mmol/L": 1000 * umol}
+    ukat = knowledge.constants["enzyme_u_l_per_ukat_l"]
+    enzyme = {unit_key(unit): factor for unit, factor in {
+        "U/L": 1.0, "IU/L": 1.0, "[IU]/L": 1.0, "unit/L": 1.0, "units/L": 1.0, "ukat/L": ukat, "microkat/L": ukat}.items()}
+    hcg = {unit_key(unit): 1.0 for unit in ("[IU]/L", "IU/L", "m[IU]/mL", "mIU/mL", "mU/mL", "U/L")}
     return {"creatinine": {unit_key(unit): factor for unit, factor in creatinine.items()},
-            "weight": MASS_KG, "height": LENGTH_CM, "egfr": INDEXED_FLOW_ML_PER_MIN, "crcl_measured": FLOW_ML_PER_MIN}
+            "weight": MASS_KG, "height": LENGTH_CM, "egfr": INDEXED_FLOW_ML_PER_MIN, "crcl_measured": FLOW_ML_PER_MIN,
+            "alt": enzyme, "ast": enzyme, "hcg_quantitative": hcg}
 
 
 def codings(concept: Any) -> list[tuple[str | None, str]]:
@@ -90,15 +111,20 @@ def _measurement(observation: Mapping, family: str | None, factors: Mapping, cod
     """(measurement, readable) in the rules' unit, or None when there is no numeric value at all."""
     quantity = child(observation, "valueQuantity")
     value = number(quantity, "value")
+    if value is None:
+        value = number(observation, "valueInteger")  # a score
     unit = (text(quantity, "code") or text(quantity, "unit") or "").strip()
     if value is None:
         return None
     highs = [number(child(reference_range, "high"), "value") for reference_range in items(observation, "referenceRange")]
     high = next((h for h in highs if h is not None), None)
     factor = factors[family].get(unit_key(unit)) if family else 1.0
-    if factor is None or value <= 0:
+    if factor is None and family in KEEP_UNKNOWN_UNIT:
+        return Measurement(value, unit, _time(observation), high, code), True
+    if factor is None or (value <= 0 and family is not None):  # a score of 0 is a result
         return Measurement(value, unit, _time(observation), high, code), False
-    return Measurement(value * factor, RULE_UNITS.get(family, unit), _time(observation), high, code), True
+    converted_high = high * factor if high is not None else None
+    return Measurement(value * factor, RULE_UNITS.get(family, unit), _time(observation), converted_high, code), True
 
 
 def _component(observation: Mapping, kind: str, knowledge: Knowledge) -> float | None:
@@ -119,6 +145,41 @@ def _blood_pressure(observation: Mapping, kind: str, knowledge: Knowledge) -> Bl
     if systolic is None and diastolic is None:
         return None
     return BloodPressure(systolic, diastolic, _time(observation))
+
+
+def _words_meaning(words: str) -> str | None:
+    if any(word in words for word in NEGATIVE_WORDS if " " in word or "-" in word) or any(
+            word in words.split() for word in NEGATIVE_WORDS):
+        return "negative"
+    if any(word in words.split() for word in POSITIVE_WORDS):
+        return "positive"
+    return None
+
+
+def _coded_meaning(observation: Mapping, knowledge: Knowledge, value: bool) -> str | None:
+    """The meaning of the result's coded value (``value``) or of its interpretation, by result_values.csv."""
+    concepts = [child(observation, "valueCodeableConcept")] if value else items(observation, "interpretation")
+    return next((meaning for concept in concepts for system, code in codings(concept)
+                 if (meaning := knowledge.result_meaning(system or "", code))), None)
+
+
+def hcg_result(observation: Mapping, kind: str, knowledge: Knowledge, factors: Mapping) -> HcgResult:
+    """One hCG result as positive / negative / indeterminate (code-families.md §4)."""
+    interpretation = _coded_meaning(observation, knowledge, value=False)
+    when = _time(observation)
+    if kind in ("hcg_qualitative", "hcg_interpretation"):
+        meaning = (_coded_meaning(observation, knowledge, value=True) or interpretation
+                   or _words_meaning(_result_text(observation)))
+        return HcgResult(meaning, when, f"hCG {_result_text(observation) or 'result'}")
+    measured = _measurement(observation, "hcg_quantitative" if kind == "hcg_quantitative" else None, factors, "")
+    if kind == "hcg_other_units" or measured is None or not measured[1]:
+        shown = f"hCG {measured[0].value:g} {measured[0].unit}".strip() if measured else "hCG result"
+        return HcgResult("positive" if interpretation == "positive" else None, when, shown, quantitative=True)
+    reading = measured[0]
+    meaning = interpretation
+    if meaning is None and reading.reference_high is not None:
+        meaning = "positive" if reading.value > reading.reference_high else "negative"
+    return HcgResult(meaning, when, f"hCG {reading.value:g} {reading.unit}", quantitative=True, iu_per_l=reading.value)
 
 
 def _result_text(observation: Mapping) -> str:
@@ -157,8 +218,8 @@ def read_observations(observations: Iterable[Mapping], knowledge: Knowledge) -> 
         kind = knowledge.observation_kinds[code]
         if kind in BLOOD_PRESSURE_KINDS:
             reading, kind = _blood_pressure(observation, kind, knowledge), "blood_pressure"
-        elif kind == "hcg_qualitative":
-            reading = CodedResult(_result_text(observation), _time(observation))
+        elif kind in HCG_KINDS:
+            reading, kind = hcg_result(observation, kind, knowledge, factors), "hcg"
         else:
             family = UNIT_FAMILY.get(kind)
             measured = _measurement(observation, family, factors, code)

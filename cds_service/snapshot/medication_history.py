@@ -8,6 +8,7 @@ entered-in-error and cancelled included, does not count.
 
 import dataclasses
 import datetime
+import re
 from collections.abc import Iterable
 from collections.abc import Mapping
 
@@ -20,6 +21,8 @@ from cds_service.fhir.vocabulary import DAY
 from cds_service.fhir.vocabulary import TIME
 from cds_service.knowledge import Ingredient
 from cds_service.orders.dose import doses_per_day
+from cds_service.orders.dose import extract_dosing
+from cds_service.orders.milnacipran_orders import STOPPING_STATUSES
 from cds_service.orders.products import Medication
 from cds_service.orders.products import MedicationMatcher
 from cds_service.orders.products import order_route
@@ -28,6 +31,9 @@ from cds_service.orders.products import route_from_name
 ACTIVE_STATUSES = {"MedicationRequest": {"active", "on-hold"},
                    "MedicationStatement": {"active", "intended", "on-hold"}}
 STOPPED_STATUSES = {"stopped", "completed"}
+# A draft entry with one of these statuses is the session stopping an order, not another drug being ordered:
+# the chart order it names (same id) counts as stopped (code-families.md §6: a bundle that stops A and adds D).
+STOPPING_DRAFT_STATUSES = STOPPING_STATUSES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +54,10 @@ class MedicationUse:
     recorded: datetime.datetime | None      # authored or asserted
     stopped_on: str | None = None           # the stop date as recorded, for display
     taken_at: datetime.datetime | None = None   # a statement's effectiveDateTime (end of that day)
+    forms: frozenset[str] = frozenset()         # forms.json forms its words show: topical_nsaid, heparin_flush_lock, ...
+    identifiers: frozenset[str] = frozenset()   # "system|value" of the record's identifiers (renewal links)
+    group_identifier: str | None = None         # "system|value" of a MedicationRequest's groupIdentifier
+    daily_mg: float | None = None               # milnacipran: the record's daily dose, when it can be read
 
     @property
     def group(self) -> str:
@@ -131,18 +141,44 @@ def _start(resource: Mapping, conservative: bool = False) -> datetime.datetime |
 def _status(resource: Mapping, is_draft: bool) -> str | None:
     status = text(resource, "status")
     if is_draft:
-        return "draft"
+        return None if status in STOPPING_DRAFT_STATUSES else "draft"
     if status in ACTIVE_STATUSES.get(text(resource, "resourceType"), ()):
         return "active"
     return "stopped" if status in STOPPED_STATUSES else None
 
 
+def _words(resource: Mapping, medication: Medication, dose_form: str | None) -> str:
+    """Everything a record says in words about its form: the drug's name, dose form, route and instructions."""
+    dosages = _dosages(resource)
+    words = [medication.display, dose_form or ""] + [text(d, "text") or "" for d in dosages]
+    words += [text(child(d, "route"), "text") or "" for d in dosages]
+    words += [text(c, "display") or "" for d in dosages for c in items(child(d, "route"), "coding")]
+    return " ".join(words).lower()
+
+
+def _has_word(words: str, word: str) -> bool:
+    return re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", words) is not None
+
+
+def medication_forms(words: str, group: str, knowledge) -> frozenset[str]:
+    """The forms.json forms whose words the text shows, for the forms that apply to this ingredient group."""
+    return frozenset(form for form, applies in knowledge.form_applies_to.items()
+                     if group in applies and any(_has_word(words, word) for word in knowledge.form_words[form])
+                     and not any(_has_word(words, word) for word in knowledge.form_not_words[form]))
+
+
+def _identifier(value: Mapping) -> str | None:
+    return f"{text(value, 'system') or ''}|{text(value, 'value')}" if text(value, "value") else None
+
+
 def _uses(resource: Mapping, medication: Medication, status: str, matcher: MedicationMatcher) -> list[MedicationUse]:
     route = order_route(resource)
     uses = []
+    identifiers = frozenset(filter(None, (_identifier(i) for i in items(resource, "identifier"))))
     for match in medication.matches:
         product = next((p for p in matcher.knowledge.product_ingredients.get(match.rxcui or "", ())
                         if p.ingredient == match.ingredient), None)
+        dosing = extract_dosing(resource, match.strength_mg) if match.ingredient.group == "milnacipran" else None
         uses.append(MedicationUse(
             ingredient=match.ingredient,
             display=medication.display,
@@ -159,6 +195,11 @@ def _uses(resource: Mapping, medication: Medication, status: str, matcher: Medic
             recorded=parse_time(resource.get("authoredOn")) or parse_time(resource.get("dateAsserted")),
             stopped_on=_stop_as_recorded(resource) if status == "stopped" else None,
             taken_at=parse_time(resource.get("effectiveDateTime"), end_of_period=True),
+            forms=medication_forms(_words(resource, medication, product.dose_form if product else None),
+                                   match.ingredient.group, matcher.knowledge),
+            identifiers=identifiers,
+            group_identifier=_identifier(child(resource, "groupIdentifier")),
+            daily_mg=dosing.max_daily_mg if dosing else None,
         ))
     return uses
 
@@ -170,8 +211,13 @@ def read_medications(chart_resources: Iterable[Mapping], draft_resources: Iterab
     "MedicationRequest/<id>" of entries whose medicationReference nobody could resolve: their drug is
     unknown, so an interaction check could miss it (the data-availability card says so)."""
     uses, unidentified = [], []
+    draft_resources = list(draft_resources)
+    stopping = {(text(r, "resourceType"), text(r, "id")) for r in draft_resources
+                if text(r, "status") in STOPPING_DRAFT_STATUSES and text(r, "id")}
     for resource, is_draft in [(r, False) for r in chart_resources] + [(r, True) for r in draft_resources]:
         status = _status(resource, is_draft)
+        if status == "active" and (text(resource, "resourceType"), text(resource, "id")) in stopping:
+            status = "stopped"  # this session stops it
         if status is None:
             continue
         medication = matcher.identify(resource, known)

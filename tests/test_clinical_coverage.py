@@ -6,7 +6,6 @@ hCG, default ULN and AUDIT-C at their cut-offs, strength from text, forms from w
 """
 
 import datetime
-import json
 import re
 from pathlib import Path
 
@@ -457,12 +456,6 @@ def test_uncontrolled_bp_on_treatment_advises_a_lower_dose_not_treating_before_s
 
 
 # -- no unused knowledge ---------------------------------------------------------------------------------------------
-# Knowledge no reader can use yet, each with why; the lead decides whether to drop it or build the reader.
-NOT_READ_YET = {
-    "scr_inpatient_current_hours": "needs the encounter class (inpatient), which no prefetch key fetches",
-    "weight_inpatient_current_days": "needs the encounter class (inpatient), which no prefetch key fetches",
-    "bmi": "BMI is computed from weight and height; a recorded BMI is not read",
-}
 
 
 def _service_source() -> str:
@@ -478,7 +471,7 @@ def test_every_threshold_and_constant_is_read_by_a_rule_or_the_snapshot():
     windows = {category.window for category in KNOWLEDGE.categories.values() if category.window}
     unused = {name for name in list(KNOWLEDGE.thresholds) + list(KNOWLEDGE.constants)
               if not _named(name, source) and name not in windows}
-    assert unused == {name for name in NOT_READ_YET if name in KNOWLEDGE.thresholds}
+    assert unused == set()
 
 
 def test_every_condition_category_is_read_by_a_rule_or_closes_another():
@@ -489,7 +482,7 @@ def test_every_condition_category_is_read_by_a_rule_or_closes_another():
 
 def test_every_observation_kind_is_fetched_and_read():
     source, templates = _service_source(), "\n".join(prefetch_templates(KNOWLEDGE).values())
-    kinds = set(KNOWLEDGE.observation_kinds.values()) - set(NOT_READ_YET)
+    kinds = set(KNOWLEDGE.observation_kinds.values())
     assert [k for k in kinds if not _named(k, source)] == []
     assert [code for code, kind in KNOWLEDGE.observation_kinds.items()
             if kind in kinds and not re.search(rf"{re.escape(LOINC)}\|{re.escape(code)}[,&]", templates)] == []
@@ -500,12 +493,6 @@ def test_every_form_and_result_value_is_read():
     assert [form for form in KNOWLEDGE.form_words if not _named(form, rules)] == []
     systems = {system for system, _ in KNOWLEDGE.result_meanings}
     assert systems == {"snomed", "v3-interpretation"} and "result_meaning" in _service_source()
-
-
-def test_the_allowance_for_unread_knowledge_is_not_stale():
-    known = set(KNOWLEDGE.thresholds) | set(KNOWLEDGE.observation_kinds.values())
-    assert set(NOT_READ_YET) <= known
-    assert json.loads((REPO / "cds_service" / "knowledge" / "manifest.json").read_text())["version"]
 
 
 def test_discovery_shows_the_new_templates():

@@ -209,13 +209,17 @@ def test_a_later_end_of_pregnancy_record_closes_the_pregnancy(end_days, fires):
 @pytest.mark.parametrize("code, rule_id, words", [
     ("F31.72", "BP1", "History of bipolar"), ("G40.309", "SZ1", "History of seizure"),
     ("F10.21", "AL1", "History of alcohol"), ("K74.60", "H1", "History of chronic liver"),
-    ("H40.2231", "G1", "History of angle-closure"),
+    ("H40.2231", "G1", "History of angle-closure"), ("R45.851", "SU2", "History of suicidal"),
 ])
 def test_a_card_about_a_condition_that_is_not_active_says_history_of(code, rule_id, words):
     inactive = by_id(run(condition(code, status="remission")), rule_id)
     assert inactive.summary.startswith(words) and "History of:" in inactive.detail and "(remission)" in inactive.detail
     active = by_id(run(condition(code)), rule_id)
     assert not active.summary.startswith("History of") and "History of:" not in active.detail
+
+
+def test_current_suicidal_ideation_asks_for_the_current_risk():
+    assert "assess current risk" in by_id(run(condition("R45.851")), "SU2").summary
 
 
 def test_an_active_record_wins_over_an_inactive_one_of_the_same_category():

@@ -11,7 +11,10 @@ def suicidality(orders, snapshot, policy):
     """SU2 history of suicidality (warning); SU1 any new start (info, not on renewals)."""
     history = snapshot.conditions_in("suicidality")
     if history:
-        return [Finding("warning", "History of suicidal ideation or attempt: monitor closely for worsening and suicidality.",
+        summary = ("Suicidal ideation or behaviour on the problem list: assess current risk; monitor closely."
+                   if any(condition.active for condition in history) else
+                   "History of suicidal ideation or attempt: monitor closely for worsening and suicidality.")
+        return [Finding("warning", summary,
                         "Antidepressants increase suicidal thinking and behaviour; prescribe the smallest practical "
                         "quantity.\n\n" + bullet_list([str(c) for c in history]),
                         SECTION, rule_id="SU2")]

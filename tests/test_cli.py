@@ -27,7 +27,7 @@ def test_evaluate_reads_as_a_clinician_sees_the_cards_by_default(capsys):
     code, out, _ = evaluate(capsys, FIXTURES / "scenarios" / "18-maoi-phenelzine-active.json")
     assert code == 0
     assert out.splitlines() == [
-        "  critical maoi-contraindication | MAOI within 14 days: milnacipran is contraindicated. Cancel this order.",
+        "  critical maoi-contraindication | Phenelzine (an MAOI) is active: milnacipran is contraindicated. Cancel this order.",
         "     suggestion: Cancel the milnacipran order -> delete MedicationRequest/draft-milnacipran-1",
     ]
 

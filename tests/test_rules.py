@@ -1,7 +1,10 @@
 """Each rule's thresholds at and around their boundaries, table-driven, calling the rules directly."""
 
 
+import datetime
+
 import pytest
+from builders import NOW
 from builders import POLICY
 from builders import bp
 from builders import condition
@@ -180,6 +183,20 @@ def test_stale_or_unstable_creatinine(stale, unstable, expected):
 def test_maoi_washouts(medication, expected):
     findings = run_rules(maoi_washout, orders(), snapshot(medications=(medication,)))
     assert fired(findings) == expected
+
+
+@pytest.mark.parametrize("medication, summary", [
+    (use("phenelzine"), "Phenelzine (an MAOI) is active: milnacipran is contraindicated. Cancel this order."),
+    (use("phenelzine", "stopped", stopped_at=NOW - datetime.timedelta(days=5)),
+     "Phenelzine last taken 2026-11-15 15:00 UTC: no milnacipran before 2026-11-29 15:00 UTC. Cancel this order."),
+    (use("linezolid", "stopped", stopped_at=NOW + datetime.timedelta(days=2)),
+     "Linezolid course runs until 2026-11-22: no milnacipran before 2026-11-23 15:00 UTC. Cancel this order."),
+    (use("linezolid"), "Linezolid is being given: do not start milnacipran. Cancel this order."),
+    (use("rasagiline"), "Rasagiline (an MAO inhibitor) is active: serotonin syndrome risk. Avoid or monitor closely."),
+])
+def test_a_contraindication_summary_names_the_drug_and_when_milnacipran_may_start(medication, summary):
+    [finding] = run_rules(maoi_washout, orders(), snapshot(medications=(medication,)))
+    assert finding.summary == summary
 
 
 def test_washout_end_is_stated_with_date_and_time():

@@ -6,6 +6,7 @@ Medication administrations (MAR) are not read yet (kb §0.5 Decision 6); the car
 
 import datetime
 
+from cds_service.fhir.dates import show_date
 from cds_service.fhir.dates import show_time
 from cds_service.findings import Finding
 from cds_service.findings.suggestions import cancel_orders
@@ -13,6 +14,7 @@ from cds_service.rules.wording import bullet_list
 from cds_service.rules.wording import describe_use
 
 SECTION = "Savella PI §4.1 Contraindications (MAOIs); §2.5–2.6; §5.2 Serotonin syndrome"
+SECTION_OTHER_MAOI = "Savella PI §5.2 Serotonin syndrome; §7 Drug interactions"
 INTRAVENOUS_ROUTES = {"intravenous", "injectable"}
 NOT_READ = "Medication administration records (MAR) are not read: check them for recent doses too."
 
@@ -61,16 +63,41 @@ def _line(use, now, window, name) -> str:
     return f"{describe_use(use, now)}; {name} ends **{show_time(use.stopped_at + window)}**"
 
 
+def _until(uses, now: datetime.datetime, window: datetime.timedelta) -> datetime.datetime | None:
+    """The earliest time milnacipran may start after ``uses`` (their last known end plus the window), or
+    None when one of them is still given with no known end."""
+    ends = [use.stopped_at for use in uses]
+    return None if any(end is None for end in ends) else max(ends) + window
+
+
+def _names(uses) -> str:
+    return " and ".join(sorted({use.ingredient.name.capitalize() for use in uses}))
+
+
+def _when_allowed(drug: str, uses, now, window, fallback: str) -> str:
+    """The summary's first half: what is given or when it stopped, and when milnacipran may start."""
+    until = _until(uses, now, window)
+    if until is None:
+        return fallback
+    running = any(use.stopped_at > now for use in uses)
+    stopped = max(use.stopped_at for use in uses)
+    state = f"course runs until {show_date(stopped)}" if running else f"last taken {show_time(stopped)}"
+    return f"{drug} {state}: no milnacipran before {show_time(until)}"
+
+
 def psychiatric_maoi(orders, snapshot, policy):
     """M1: an MAOI for psychiatric use within 14 days (transdermal selegiline only); M1u: stop date unknown."""
     window = datetime.timedelta(days=policy.threshold("maoi_washout_days"))
     uses = [u for u in snapshot.medications_in("maoi_psychiatric")
             if u.ingredient.name != "selegiline" or is_psychiatric_selegiline(u)]
     states = {id(u): washout_state(u, snapshot.now, window, datetime.timedelta.max) for u in uses}
-    inside = [_line(u, snapshot.now, window, "washout") for u in uses if states[id(u)] == "inside"]
+    inside_uses = [u for u in uses if states[id(u)] == "inside"]
+    inside = [_line(u, snapshot.now, window, "washout") for u in inside_uses]
     unknown = [describe_use(u, snapshot.now) for u in uses if states[id(u)] == "unknown"]
     if inside:
-        return [Finding("critical", "MAOI within 14 days: milnacipran is contraindicated. Cancel this order.",
+        lead = _when_allowed(_names(inside_uses), inside_uses, snapshot.now, window,
+                             f"{_names(inside_uses)} (an MAOI) is active: milnacipran is contraindicated")
+        return [Finding("critical", f"{lead}. Cancel this order.",
                         f"No milnacipran within {policy.threshold('maoi_washout_days'):g} days of stopping an MAOI "
                         f"intended to treat psychiatric disorders (and no MAOI within "
                         f"{policy.threshold('maoi_start_after_milnacipran_days'):g} days of stopping milnacipran)."
@@ -87,11 +114,14 @@ def _within_24_hours(drug, uses, orders, snapshot, policy, rule_id):
     window = datetime.timedelta(hours=policy.threshold("linezolid_methylene_blue_window_hours"))
     unknown_for = datetime.timedelta(days=policy.threshold("stopped_med_unknown_date_recent_days"))
     states = {id(u): washout_state(u, snapshot.now, window, unknown_for) for u in uses}
-    inside = [_line(u, snapshot.now, window, "24-hour window") for u in uses if states[id(u)] == "inside"]
+    inside_uses = [u for u in uses if states[id(u)] == "inside"]
+    inside = [_line(u, snapshot.now, window, "24-hour window") for u in inside_uses]
     unknown = [describe_use(u, snapshot.now) for u in uses if states[id(u)] == "unknown"]
     if inside:
+        fallback = f"{drug} is being given" if any(u.is_current for u in inside_uses) else f"{drug} within 24 hours"
+        lead = _when_allowed(drug, inside_uses, snapshot.now, window, f"{fallback}: do not start milnacipran")
         return [Finding(
-            "critical", f"{drug} within 24 hours: do not start milnacipran. Cancel this order.",
+            "critical", f"{lead}. Cancel this order.",
             f"Do not start milnacipran in a patient being treated with {drug.lower()}; start it 24 h after the last "
             f"dose. If {drug.lower()} is urgent in a patient already on milnacipran, stop milnacipran and monitor for "
             f"serotonin syndrome for {policy.threshold('serotonin_monitoring_days'):g} days or until 24 h after the last "
@@ -123,7 +153,8 @@ def other_maoi(orders, snapshot, policy):
             and (u.group == "maoi_other" or (u.ingredient.name == "selegiline" and not is_psychiatric_selegiline(u)))]
     if not uses:
         return []
-    return [Finding("warning", "Another MAO inhibitor is active: serotonin syndrome risk. Avoid or monitor closely.",
-                    f"MAO inhibitors impair serotonin metabolism (label §5.2).\n\n"
-                    f"{bullet_list([describe_use(u, snapshot.now) for u in uses])}", SECTION, rule_id="M4")]
+    return [Finding("warning", f"{_names(uses)} (an MAO inhibitor) is active: serotonin syndrome risk. "
+                    "Avoid or monitor closely.",
+                    f"Not a contraindication of §4.1, but MAO inhibitors impair serotonin metabolism (label §5.2).\n\n"
+                    f"{bullet_list([describe_use(u, snapshot.now) for u in uses])}", SECTION_OTHER_MAOI, rule_id="M4")]
 

@@ -6,6 +6,7 @@ after the envelope was understood becomes a visible "check could not run" card, 
 and never an empty card list.
 """
 
+import dataclasses
 import datetime
 import logging
 from collections.abc import Callable
@@ -44,6 +45,15 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+@dataclasses.dataclass(frozen=True)
+class Assessment:
+    """The response to one request, and the rule ids behind each of its cards (same order), for the audit."""
+
+    response: dict
+    rule_ids: tuple[tuple[str, ...], ...] = ()
+    order_references: tuple[str, ...] = ()  # "MedicationRequest/<id>" of the milnacipran drafts that have an id
+
+
 class OrderCheck:
     def __init__(self, policy: Policy, chart_source: ChartSource, clock: Callable[[], datetime.datetime] = utc_now):
         self.policy = policy
@@ -55,6 +65,10 @@ class OrderCheck:
 
     def evaluate(self, envelope: Envelope) -> dict:
         """The CDS Hooks response for one request."""
+        return self.assess(envelope).response
+
+    def assess(self, envelope: Envelope) -> Assessment:
+        """The CDS Hooks response for one request, with the rule ids of each card."""
         try:
             orders = find_milnacipran_orders(envelope, self.matcher)
             unresolved = self._unresolved_medication_references(envelope, orders)
@@ -62,19 +76,20 @@ class OrderCheck:
                 fetched = self.chart_source.gather(envelope, {}, unresolved).medications
                 orders = find_milnacipran_orders(envelope, self.matcher, fetched)
             if not orders:
-                return {"cards": []}
+                return Assessment({"cards": []})
             chart = self.chart_source.gather(envelope, self.templates)
             if chart.patient is None:
                 raise PreconditionFailed("The Patient resource could not be had from prefetch or the FHIR server, "
                                          "so no milnacipran check could be made.")
             snapshot = build_snapshot(chart, orders, envelope.draft_entries(), self.matcher, self.clock(),
                                       self.policy.thresholds)
-            return {"cards": self._cards(self._findings(orders, snapshot))}
+            references = tuple(order.reference for order in orders if order.has_id)
+            return dataclasses.replace(self._assessment(self._findings(orders, snapshot)), order_references=references)
         except CdsError:
             raise
         except Exception:
             log.exception("order check failed", extra={"fields": {"hookInstance": envelope.hook_instance}})
-            return {"cards": self._cards([CHECK_FAILED])}
+            return self._assessment([CHECK_FAILED])
 
     def _unresolved_medication_references(self, envelope: Envelope, orders) -> list[str]:
         """medicationReferences of unidentified drafts that neither the Bundle nor a contained resource holds."""
@@ -90,3 +105,12 @@ class OrderCheck:
 
     def _cards(self, findings: list[Finding]) -> list[dict]:
         return render_cards(findings, self.knowledge.version, self.policy.override_reasons)
+
+    def _assessment(self, findings: list[Finding]) -> Assessment:
+        """The cards, and per card the rule ids of the findings of its topic (one card per topic)."""
+        cards = self._cards(findings)
+        by_topic: dict[str, list[str]] = {}
+        for finding in findings:
+            by_topic.setdefault(finding.topic, []).append(finding.rule_id)
+        rule_ids = tuple(tuple(dict.fromkeys(by_topic.get(card["source"]["topic"]["code"], ()))) for card in cards)
+        return Assessment({"cards": cards}, rule_ids)

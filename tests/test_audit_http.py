@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy import text
 
 from cds_service import create_app
+from cds_service.audit import Store
 from cds_service.audit import pseudonymise
 from cds_service.audit.models import CardRuleRow
 from cds_service.audit.models import CardSuggestionRow
@@ -268,3 +269,15 @@ def test_a_different_draft_order_or_patient_is_not_filtered(store):
 def test_the_filter_needs_the_patient_key_secret():
     with pytest.raises(SettingsError, match="CDS_FILTER_REPEATED_ALERTS"):
         create_app({"require_jwt": False, "filter_repeated_alerts": True, "audit_patient_key_secret": None})
+
+
+# -- the command line reads the same settings ------------------------------------------------------
+
+def test_cds_service_migrate_brings_the_configured_database_to_the_newest_schema(tmp_path, monkeypatch, capsys):
+    from cds_service.cli import main
+    monkeypatch.setenv("CDS_DATABASE_URL", f"sqlite:///{tmp_path}/migrated.sqlite3")
+    assert main(["migrate"]) == 0
+    assert "database schema at revision 0002" in capsys.readouterr().err
+    migrated = Store.from_url(f"sqlite:///{tmp_path}/migrated.sqlite3")
+    assert migrated.schema_revision() == ("0002", "0002")
+    migrated.dispose()

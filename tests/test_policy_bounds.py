@@ -61,6 +61,13 @@ def test_every_tunable_threshold_declares_bounds_around_its_default_and_a_strict
     assert not set(BOUNDS) & set(KNOWLEDGE.constants)
 
 
+def test_every_bound_names_its_source_by_a_key_of_sources_json():
+    keys = set(json.loads((Path(__file__).parent.parent / "cds_service/knowledge/sources.json").read_text()))
+    for name, item in BOUNDS.items():
+        leading = item.source.split(" ")[0].split(",")
+        assert leading and set(leading) <= keys, f"{name}: {item.source}"
+
+
 @pytest.mark.parametrize("name", CONTRAINDICATIONS)
 def test_the_contraindication_thresholds_have_the_label_value_as_their_laxer_bound(name):
     item = BOUNDS[name]

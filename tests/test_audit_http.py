@@ -266,6 +266,15 @@ def test_a_different_draft_order_or_patient_is_not_filtered(store):
     assert len(hook(app, request=other_order)) == 2
 
 
+def test_with_the_database_down_the_filter_suppresses_nothing(store):
+    app = make_app(store, filter_repeated_alerts=True)
+    hook(app, SELECT, select_request())
+    flushed(app)
+    metadata.drop_all(store.engine)
+    assert len(hook(app)) == 2  # showing a card twice is safer than hiding one
+    assert flushed(app).counts()["repeat_lookup_failed"] == 1
+
+
 def test_the_filter_needs_the_patient_key_secret():
     with pytest.raises(SettingsError, match="CDS_FILTER_REPEATED_ALERTS"):
         create_app({"require_jwt": False, "filter_repeated_alerts": True, "audit_patient_key_secret": None})

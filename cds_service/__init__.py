@@ -14,6 +14,10 @@ from typing import Any
 import requests
 from flask import Flask
 
+from cds_service.audit import Audit
+from cds_service.audit import AuditError
+from cds_service.audit import Store
+from cds_service.audit.store import masked_url
 from cds_service.auth import ClientAuthenticator
 from cds_service.auth import ReplayCache
 from cds_service.auth import load_trusted_clients
@@ -43,12 +47,14 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
                auth_clock: Callable[[], float] = time.time,
                fetch_jwks: Callable[[str], dict] | None = None,
                replay_cache: ReplayCache | None = None,
-               chart_session: requests.Session | None = None) -> Flask:
+               chart_session: requests.Session | None = None,
+               store: Store | None = None) -> Flask:
     """Build the app: settings, knowledge and policy, the order check, authentication, endpoints.
 
     ``config`` overrides settings by field name (``{"require_jwt": False}``). The outside world can
     be injected, for tests and tools: ``clock`` (the time the rules see), ``auth_clock``,
-    ``fetch_jwks`` and ``replay_cache`` (JWT verification) and ``chart_session`` (FHIR queries).
+    ``fetch_jwks`` and ``replay_cache`` (JWT verification), ``chart_session`` (FHIR queries) and
+    ``store`` (the audit database; default: ``CDS_DATABASE_URL``, migrated here, before any fork).
     """
     settings = load_settings(environ, config)
     configure_logging(settings.log_level)
@@ -62,12 +68,43 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
         check=OrderCheck(policy, ChartSource(settings, chart_session), clock, settings.time_zone),
         discovery=discovery_document(knowledge),
         authenticator=_authenticator(settings, auth_clock, fetch_jwks, replay_cache),
+        audit=_audit(settings, policy, store),
     ))
     app.register_blueprint(views.cds)
     app.register_blueprint(views.health)
     register_error_handlers(app)
     add_cors(app, settings)
     return app
+
+
+def _audit(settings: Settings, policy, store: Store | None) -> Audit | None:
+    """The audit on a migrated database. A database that cannot be reached or migrated stops the start."""
+    if not settings.audit_enabled:
+        log.warning("CDS_AUDIT_ENABLED=false: cards are not recorded and feedback is refused")
+        return None
+    url = settings.audit_database_url
+    try:
+        if store is None:
+            store = Store.from_url(url)
+            store.migrate()
+            store.dispose()  # no pooled connection is inherited by forked workers
+        else:
+            store.migrate()
+    except AuditError as error:
+        raise SettingsError(f"CDS_DATABASE_URL {_masked(url)}: the audit database cannot be used ({error})") from None
+    try:
+        return Audit(store, knowledge_version=policy.knowledge.version, policy=policy.identity,
+                     patient_key_secret=settings.audit_patient_key_secret,
+                     filter_repeated_alerts=settings.filter_repeated_alerts)
+    except ValueError as error:
+        raise SettingsError(f"CDS_FILTER_REPEATED_ALERTS: {error}") from None
+
+
+def _masked(url: str) -> str:
+    try:
+        return masked_url(url)
+    except Exception:  # noqa: BLE001 - an unparsable URL is named by its variable only
+        return "(not a database URL)"
 
 
 def _authenticator(settings: Settings, clock, fetch_jwks, replay_cache) -> ClientAuthenticator | None:

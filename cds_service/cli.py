@@ -1,4 +1,5 @@
-"""Command line: ``cds-service serve`` and ``cds-service evaluate REQUEST.json``."""
+"""Command line: ``cds-service serve``, ``evaluate REQUEST.json``, ``gallery``, ``policy check FILE``, and the
+audit database's ``migrate``, ``report`` and ``purge`` (cds_service/audit/commands.py)."""
 
 import argparse
 import gc
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 from cds_service import gallery
+from cds_service.audit import commands as audit_commands
 from cds_service.auth import TrustConfigError
 from cds_service.errors import BadRequest
 from cds_service.errors import CdsError
@@ -24,7 +26,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     host = args.host or settings.host
     port = args.port or settings.port
-    app = create_app()  # fail fast in the parent on bad configuration
+    app = create_app()  # fail fast in the parent on bad configuration; migrates the audit database before forking
     gc.freeze()  # the knowledge tables are long-lived: keep them out of every garbage collection (and shared after fork)
 
     class Server(BaseApplication):
@@ -53,7 +55,8 @@ def make_evaluator():
     from cds_service.request.envelope import parse_envelope
 
     moment = [utc_now()]
-    check = components(create_app({"require_jwt": False, "log_level": "ERROR"}, clock=lambda: moment[0])).check
+    check = components(create_app({"require_jwt": False, "log_level": "ERROR", "audit_enabled": False},
+                                  clock=lambda: moment[0])).check
 
     def evaluate_request(request: dict, now) -> dict:
         moment[0] = now or utc_now()
@@ -113,6 +116,26 @@ def readable(response: dict) -> str:
             actions = ", ".join(_action(action) for action in suggestion["actions"])
             lines.append(f"     suggestion: {suggestion['label']}{recommended} -> {actions}")
     return "\n".join(lines)
+def policy_check(args: argparse.Namespace) -> int:
+    """Validate a site policy as the service would at start; print what it changes against the label defaults."""
+    from cds_service.knowledge import default_knowledge
+    from cds_service.policy import load_policy
+    from cds_service.policy import policy_changes
+    from cds_service.rules.registry import CONTRAINDICATION_TOPICS
+    from cds_service.rules.registry import RULE_CATALOGUE
+
+    try:
+        policy = load_policy(args.file, default_knowledge(), RULE_CATALOGUE, CONTRAINDICATION_TOPICS)
+    except PolicyError as error:
+        print(f"REFUSED: {args.file}: {error}", file=sys.stderr)
+        print("The service would not start with this policy.", file=sys.stderr)
+        return 1
+    changes = policy_changes(policy)
+    print(f"Policy {policy.identity.name} ({policy.identity.hash}), knowledge {policy.knowledge.version}: accepted.")
+    print("Changes against the label defaults:" if changes else "No change against the label defaults.")
+    for line in changes:
+        print(f"  - {line}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
                                  help="text: indicator, topic, summary and suggestions (default); json: the response")
     evaluate_parser.set_defaults(run=evaluate)
     gallery.add_command(commands, make_evaluator)
+    policy_parser = commands.add_parser("policy", help="site policy tools")
+    policy_commands = policy_parser.add_subparsers(dest="policy_command", required=True)
+    check_parser = policy_commands.add_parser(
+        "check", help="validate a policy file and print what it changes (exit 1 if the service would refuse it)")
+    check_parser.add_argument("file", help="the site policy JSON file")
+    check_parser.set_defaults(run=policy_check)
+    audit_commands.add_commands(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -4,6 +4,7 @@
      +-- BadRequest          400  the body is not a usable CDS Hooks request
      +-- NotFound            404  unknown service id
      +-- PreconditionFailed  412  the patient cannot be had from prefetch or the FHIR server
+     +-- ServiceUnavailable  503  feedback cannot be stored now (audit database down): the EHR retries
 
 Authentication failures are ``auth.Unauthorized`` and answer 401 with no detail.
 """
@@ -31,6 +32,11 @@ class NotFound(CdsError):
 class PreconditionFailed(CdsError):
     status = 412
     issue_code = "processing"
+
+
+class ServiceUnavailable(CdsError):
+    status = 503
+    issue_code = "transient"
 
 
 def operation_outcome(message: str, issue_code: str = "invalid", severity: str = "error") -> dict:

@@ -6,6 +6,7 @@ after the envelope was understood becomes a visible "check could not run" card, 
 and never an empty card list.
 """
 
+import dataclasses
 import datetime
 import logging
 import zoneinfo
@@ -21,6 +22,7 @@ from cds_service.fhir.read import child
 from cds_service.fhir.read import items
 from cds_service.fhir.read import text
 from cds_service.findings import Finding
+from cds_service.orders.milnacipran_orders import MilnacipranOrder
 from cds_service.orders.milnacipran_orders import find_milnacipran_orders
 from cds_service.orders.products import MedicationMatcher
 from cds_service.orders.products import medication_index
@@ -46,6 +48,15 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+@dataclasses.dataclass(frozen=True)
+class Assessment:
+    """The response to one request, and the rule ids behind each of its cards (same order), for the audit."""
+
+    response: dict
+    rule_ids: tuple[tuple[str, ...], ...] = ()
+    order_references: tuple[str, ...] = ()  # "MedicationRequest/<id>" of the milnacipran drafts that have an id
+
+
 class OrderCheck:
     def __init__(self, policy: Policy, chart_source: ChartSource, clock: Callable[[], datetime.datetime] = utc_now,
                  time_zone: zoneinfo.ZoneInfo = zoneinfo.ZoneInfo("UTC")):
@@ -59,32 +70,38 @@ class OrderCheck:
 
     def evaluate(self, envelope: Envelope) -> dict:
         """The CDS Hooks response for one request."""
+        return self.assess(envelope).response
+
+    def assess(self, envelope: Envelope) -> Assessment:
+        """The CDS Hooks response for one request, with the rule ids of each card (for the audit)."""
         with shown_in(self.time_zone):
             try:
-                drafts, findings = self.findings(envelope)
+                orders, findings = self.findings(envelope)
             except CdsError:
                 raise
             except Exception:
                 log.exception("order check failed", extra={"fields": {"hookInstance": envelope.hook_instance}})
-                drafts, findings = [], [CHECK_FAILED]
-            return {"cards": cards_for(findings, drafts, self.policy, envelope.hook)}
+                orders, findings = (), [CHECK_FAILED]
+            answer = cards_for(findings, [order.reference for order in orders], self.policy, envelope.hook)
+            return Assessment({"cards": answer.cards}, answer.rule_ids,
+                              tuple(order.reference for order in orders if order.has_id))
 
-    def findings(self, envelope: Envelope) -> tuple[list[str], list[Finding]]:
-        """The milnacipran drafts' references and the rules' findings for them (none: not a milnacipran order)."""
+    def findings(self, envelope: Envelope) -> tuple[tuple[MilnacipranOrder, ...], list[Finding]]:
+        """The milnacipran drafts and the rules' findings for them (none: not a milnacipran order)."""
         orders = find_milnacipran_orders(envelope, self.matcher)
         unresolved = self._unresolved_medication_references(envelope, orders)
         if unresolved:  # read only those Medications first: most such orders are not milnacipran
             fetched = self.chart_source.gather(envelope, {}, unresolved).medications
             orders = find_milnacipran_orders(envelope, self.matcher, fetched)
         if not orders:
-            return [], []
+            return (), []
         chart = self.chart_source.gather(envelope, self.templates)
         if chart.patient is None:
             raise PreconditionFailed("The Patient resource could not be had from prefetch or the FHIR server, "
                                      "so no milnacipran check could be made.")
         snapshot = build_snapshot(chart, orders, envelope.draft_entries(), self.matcher, self.clock(),
                                   self.policy.thresholds)
-        return [order.reference for order in orders], evaluate_rules(orders, snapshot, self.policy)
+        return orders, evaluate_rules(orders, snapshot, self.policy)
 
     def _unresolved_medication_references(self, envelope: Envelope, orders) -> list[str]:
         """medicationReferences of unidentified drafts that neither the Bundle nor a contained resource holds."""

@@ -10,8 +10,10 @@ import math
 import os
 import zoneinfo
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+DATABASE_FILE = "cds-audit.sqlite3"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -57,6 +59,14 @@ def _log_level(text: str) -> str:
 
 def _optional_text(text: str) -> str | None:
     return text.strip() or None
+
+
+def _database_url(text: str) -> str | None:
+    """Empty (the default SQLite file in the data folder), ``sqlite:///PATH`` or ``postgresql://...``."""
+    text = text.strip()
+    if text and not text.startswith(("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")):
+        raise ValueError("expected sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB")
+    return text or None
 
 
 def _base_url(text: str) -> str:
@@ -112,7 +122,25 @@ FIELDS = (
     Field("log_level", _log_level, "INFO", "Python log level of the JSON logs."),
     Field("time_zone", _time_zone, "UTC",
           "IANA time zone in which cards show dates and times (e.g. America/Chicago); the zone is named."),
+    # -- audit database, feedback and repeated alerts (issue 11) --
+    Field("database_url", _database_url, "",
+          "Audit and feedback database: `sqlite:///PATH` or `postgresql://USER:PASSWORD@HOST:5432/DB` "
+          "(default: the SQLite file `cds-audit.sqlite3` in CDS_DATA_DIR). Secret: never logged with its password."),
+    Field("data_dir", str, "./var", "Folder of the default SQLite database (created if missing)."),
+    Field("audit_retention_days", _whole_number(1, 36_500), "400",
+          "What `cds-service purge` keeps when `--older-than` is not given."),
+    Field("audit_patient_key_secret", _optional_text, "",
+          "Secret of the pseudonymised patient key stored in the audit (HMAC-SHA256 of the patient id). "
+          "Unset: no patient key is stored. Secret: never logged."),
+    Field("audit_enabled", _boolean, "true",
+          "Record every card returned and store feedback in the database. `false`: nothing is recorded and "
+          "feedback is answered 503."),
+    Field("filter_repeated_alerts", _boolean, "false",
+          "Do not show again at order-sign a card already shown at order-select for the same draft order and "
+          "patient, unless it became more severe (recorded as suppressed). Needs CDS_AUDIT_PATIENT_KEY_SECRET."),
 )
+
+SECRET_FIELDS = ("database_url", "audit_patient_key_secret")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +163,17 @@ class Settings:
     cors_allow_origin: str
     log_level: str
     time_zone: zoneinfo.ZoneInfo
+    database_url: str | None = dataclasses.field(repr=False)  # may hold a password
+    data_dir: str
+    audit_retention_days: int
+    audit_patient_key_secret: str | None = dataclasses.field(repr=False)
+    audit_enabled: bool
+    filter_repeated_alerts: bool
+
+    @property
+    def audit_database_url(self) -> str:
+        """``database_url``, or the default SQLite file in ``data_dir``."""
+        return self.database_url or "sqlite:///" + str(Path(self.data_dir).expanduser() / DATABASE_FILE)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
@@ -156,5 +195,6 @@ def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[s
         try:
             values[field.name] = field.cast(raw)
         except ValueError as error:
-            raise SettingsError(f"{field.variable}={raw!r}: {error}") from None
+            shown = "(value hidden)" if field.name in SECRET_FIELDS else repr(raw)
+            raise SettingsError(f"{field.variable}={shown}: {error}") from None
     return Settings(**values)

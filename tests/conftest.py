@@ -1,6 +1,8 @@
 import json
+import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,9 @@ sys.path.insert(0, str(Path(__file__).parent))  # test helpers: conformance, fhi
 from conformance import assert_conformant_response  # noqa: E402
 
 from cds_service import create_app  # noqa: E402
+
+# Apps built from the environment keep their audit database in a throwaway folder, not in ./var.
+os.environ.setdefault("CDS_DATA_DIR", tempfile.mkdtemp(prefix="cds-test-data-"))
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SERVICE_PATH = re.compile(r"^/cds-services/[^/]+$")

@@ -220,7 +220,7 @@ def test_a_broken_rule_costs_only_its_own_topic(how):
              Rule("maoi-contraindication", maoi_washout.psychiatric_maoi, ("M1", "M1u"), ("M1",)))
     facts = critical_maoi_findings()
     findings = evaluate_rules(facts["draft_orders"], facts["patient"], POLICY, rules=rules)
-    cards = cards_for(findings, [order.reference for order in facts["draft_orders"]], POLICY, "order-sign")
+    cards = cards_for(findings, [order.reference for order in facts["draft_orders"]], POLICY, "order-sign").cards
     by_topic = {card["source"]["topic"]["code"]: card for card in cards}
     assert set(by_topic) == {"maoi-contraindication", "hepatic"}
     assert by_topic["maoi-contraindication"]["indicator"] == "critical"

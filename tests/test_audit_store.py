@@ -27,13 +27,14 @@ from cds_service.audit import AuditConfigError
 from cds_service.audit import AuditUnavailable
 from cds_service.audit import IssuedCard
 from cds_service.audit import Store
-from cds_service.audit import load_audit_settings
 from cds_service.audit import parse_feedback_items
 from cds_service.audit import pseudonymise
 from cds_service.audit.models import CardRuleRow
 from cds_service.audit.models import CardSuggestionRow
 from cds_service.audit.models import FeedbackRow
 from cds_service.audit.models import IssuedCardRow
+from cds_service.settings import SettingsError
+from cds_service.settings import load_settings
 
 TABLES = {"audit_card", "audit_card_rule", "audit_card_suggestion", "audit_feedback", "audit_replay_token",
           "alembic_version"}
@@ -70,11 +71,11 @@ def test_migrations_run_up_from_an_empty_database_and_again_as_a_no_op(database,
     url, options = database
     audit = Store.from_url(url, clock=clock, **options)
     assert TABLES.isdisjoint(inspect(audit.engine).get_table_names())
-    assert audit.schema_revision() == (None, "0001")
-    assert audit.migrate() == "0001"
+    assert audit.schema_revision() == (None, "0002")
+    assert audit.migrate() == "0002"
     assert TABLES <= set(inspect(audit.engine).get_table_names())
-    assert audit.migrate() == "0001"
-    assert audit.schema_revision() == ("0001", "0001")
+    assert audit.migrate() == "0002"
+    assert audit.schema_revision() == ("0002", "0002")
     audit.dispose()
 
 
@@ -95,7 +96,7 @@ def test_the_migration_downgrades_and_upgrades_again(store):
         config.attributes["connection"] = connection
         command.downgrade(config, "base")
     assert TABLES.isdisjoint(set(inspect(store.engine).get_table_names()) - {"alembic_version"})
-    assert store.migrate() == "0001"
+    assert store.migrate() == "0002"
 
 
 def test_several_processes_may_migrate_at_once(database):
@@ -108,7 +109,7 @@ def test_several_processes_may_migrate_at_once(database):
                                   stderr=subprocess.PIPE, text=True) for _ in range(4)]
     outcomes = [process.communicate(timeout=120) for process in processes]
     assert [p.returncode for p in processes] == [0, 0, 0, 0], [err for _, err in outcomes]
-    assert [out.strip() for out, _ in outcomes] == ["0001"] * 4
+    assert [out.strip() for out, _ in outcomes] == ["0002"] * 4
 
 
 def test_sqlite_uses_wal_creates_its_folder_and_sets_a_busy_timeout(tmp_path):
@@ -132,17 +133,28 @@ def test_postgres_urls_use_psycopg_3_and_other_databases_are_refused():
 
 
 def test_the_default_database_is_a_sqlite_file_in_the_data_folder():
-    assert load_audit_settings({}).database_url == "sqlite:///var/cds-audit.sqlite3"
-    assert load_audit_settings({"CDS_DATA_DIR": "/data"}).database_url == "sqlite:////data/cds-audit.sqlite3"
-    settings = load_audit_settings({"CDS_DATABASE_URL": "postgresql://db/cds", "CDS_AUDIT_RETENTION_DAYS": "30"})
-    assert (settings.database_url, settings.retention_days) == ("postgresql://db/cds", 30)
-    assert load_audit_settings({}).retention_days == 400
+    assert load_settings({}).audit_database_url == "sqlite:///var/cds-audit.sqlite3"
+    assert load_settings({"CDS_DATA_DIR": "/data"}).audit_database_url == "sqlite:////data/cds-audit.sqlite3"
+    settings = load_settings({"CDS_DATABASE_URL": "postgresql://db/cds", "CDS_AUDIT_RETENTION_DAYS": "30"})
+    assert (settings.audit_database_url, settings.audit_retention_days) == ("postgresql://db/cds", 30)
+    assert load_settings({}).audit_retention_days == 400
 
 
-@pytest.mark.parametrize("days", ["0", "-5", "ten", "1e3"])
-def test_a_bad_retention_is_refused_naming_the_variable(days):
-    with pytest.raises(ValueError, match="CDS_AUDIT_RETENTION_DAYS"):
-        load_audit_settings({"CDS_AUDIT_RETENTION_DAYS": days})
+@pytest.mark.parametrize("variable, value", [
+    ("CDS_AUDIT_RETENTION_DAYS", "0"), ("CDS_AUDIT_RETENTION_DAYS", "-5"), ("CDS_AUDIT_RETENTION_DAYS", "ten"),
+    ("CDS_AUDIT_RETENTION_DAYS", "1e3"), ("CDS_DATABASE_URL", "mysql://u:p@db/cds"),
+    ("CDS_FILTER_REPEATED_ALERTS", "yes please"), ("CDS_AUDIT_ENABLED", "maybe"),
+])
+def test_a_bad_audit_setting_is_refused_naming_the_variable(variable, value):
+    with pytest.raises(SettingsError, match=variable):
+        load_settings({variable: value})
+
+
+def test_the_database_password_and_the_patient_key_secret_are_masked():
+    settings = load_settings({"CDS_DATABASE_URL": "postgresql://cds:hunter2@db/cds",
+                              "CDS_AUDIT_PATIENT_KEY_SECRET": "s3cret-key"})
+    assert "hunter2" not in repr(settings) and "s3cret-key" not in repr(settings)
+    assert settings.audit_patient_key_secret == "s3cret-key"
 
 
 # -- cards ----------------------------------------------------------------------------------------

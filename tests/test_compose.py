@@ -71,7 +71,7 @@ def test_one_card_per_topic_carries_every_finding_most_severe_first_each_line_on
                    finding("R4", "renal-function", suggestions=(CHANGE,), detail=f"Ordered 200 mg/day.\n\n{shared}"))
     assert [f.rule_id for f in plan.findings] == ["R4", "R7"] and plan.summary == "Summary of R4."
     assert plan.suggestions == (CHANGE,)
-    [card] = cards_for(list(plan.findings), [DRAFT], POLICY, "order-sign")
+    [card] = cards_for(list(plan.findings), [DRAFT], POLICY, "order-sign").cards
     assert card["detail"].count(shared) == 1
     assert card["summary"] == "Summary of R4." and "**Summary of R4.**" not in card["detail"]  # not said twice
     assert "**Summary of R7.**" in card["detail"]
@@ -127,8 +127,8 @@ def test_over_every_scenario_no_contradiction_no_repeat_and_every_warning_shown(
         scenario = load_scenario(path)
         moment[0] = scenario.now
         envelope = parse_envelope(scenario.request, expected_hook=scenario.request["hook"])
-        drafts, findings = check.findings(envelope)
-        cards = cards_for(findings, drafts, check.policy, envelope.hook)
+        orders, findings = check.findings(envelope)
+        cards = cards_for(findings, [o.reference for o in orders], check.policy, envelope.hook).cards
         assert card_stats.contradictions(cards) == 0, path.stem
         assert card_stats.repeats(cards) == 0, path.stem
         urgent = {f.rule_id for f in findings if f.indicator != "info"}

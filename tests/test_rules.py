@@ -487,7 +487,7 @@ def test_two_drafts_each_get_their_own_dose_fix_on_one_card():
     from cds_service.cards import cards_for
     two = orders(draft_resource(100, 2, order_id="a"), draft_resource(100, 2, order_id="b"))
     findings = run_rules(renal_function, two, snapshot(renal=renal(20), medications=ON_MILNACIPRAN))
-    [card] = cards_for(findings, [order.reference for order in two], POLICY, "order-sign")
+    [card] = cards_for(findings, [order.reference for order in two], POLICY, "order-sign").cards
     targets = [s["actions"][0]["resource"]["id"] for s in card["suggestions"]]
     assert sorted(targets) == ["a", "a", "b", "b"]
     assert len({s["label"] for s in card["suggestions"]}) == 4

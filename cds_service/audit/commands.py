@@ -1,7 +1,7 @@
 """``cds-service migrate``, ``report`` and ``purge``: the audit database from the command line.
 
 ``add_commands(subparsers)`` registers them on cli.py's sub-parsers; each sets ``run`` to a
-function ``(args) -> exit code`` and reads the database from ``CDS_DATABASE_URL`` (see config.py).
+function ``(args) -> exit code`` and reads the database from ``CDS_DATABASE_URL`` (cds_service/settings.py).
 """
 
 import argparse
@@ -9,12 +9,12 @@ import datetime
 import sys
 from pathlib import Path
 
-from cds_service.audit.config import AuditSettingsError
-from cds_service.audit.config import load_audit_settings
 from cds_service.audit.report import RENDERERS
 from cds_service.audit.store import AuditError
 from cds_service.audit.store import Store
 from cds_service.audit.store import masked_url
+from cds_service.settings import SettingsError
+from cds_service.settings import load_settings
 
 
 def _day_or_time(text: str) -> tuple[datetime.datetime, bool]:
@@ -50,16 +50,16 @@ def _days(text: str) -> int:
 
 
 def _open_store() -> Store:
-    settings = load_audit_settings()
-    store = Store.from_url(settings.database_url)
-    print(f"database: {masked_url(settings.database_url)}", file=sys.stderr)
+    url = load_settings().audit_database_url
+    store = Store.from_url(url)
+    print(f"database: {masked_url(url)}", file=sys.stderr)
     return store
 
 
 def _run(action) -> int:
     try:
         return action()
-    except (AuditError, AuditSettingsError) as error:
+    except (AuditError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -102,7 +102,7 @@ def report(args: argparse.Namespace) -> int:
 
 def purge(args: argparse.Namespace) -> int:
     def action():
-        days = args.older_than or load_audit_settings().retention_days
+        days = args.older_than or load_settings().audit_retention_days
         store = _open_store()
         try:
             store.migrate()

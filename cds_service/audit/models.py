@@ -76,6 +76,8 @@ class IssuedCardRow(Base):
     issued_at: Mapped[datetime.datetime] = mapped_column(UtcDateTime(), index=True)
     patient_key: Mapped[str | None] = mapped_column(String(64), index=True)
     suppressed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # HMAC of patient id and draft order reference(s): "the same draft order" for the repeated-alerts filter
+    order_key: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class CardRuleRow(Base):

@@ -46,6 +46,7 @@ from cds_service.audit.report import CardFacts
 from cds_service.audit.report import FeedbackFacts
 from cds_service.audit.report import Report
 from cds_service.audit.report import build_report
+from cds_service.policy import PolicyIdentity
 
 CARD = IssuedCardRow.__table__
 RULE = CardRuleRow.__table__
@@ -54,6 +55,7 @@ FEEDBACK = FeedbackRow.__table__
 REPLAY = ReplayTokenRow.__table__
 
 STORED, DUPLICATE, UNMATCHED = "stored", "duplicate", "unmatched"
+SEVERITY = {"info": 0, "warning": 1, "critical": 2}
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRES_CONNECT_TIMEOUT_S = 5
 MIGRATION_LOCK_KEY = 0x43445341  # pg_advisory_xact_lock key, "CDSA"
@@ -83,12 +85,6 @@ def pseudonymise(patient_id: str, secret: str | bytes) -> str:
         raise AuditConfigError("a non-empty secret is needed to pseudonymise patient ids")
     key = secret.encode() if isinstance(secret, str) else secret
     return hmac.new(key, patient_id.encode(), hashlib.sha256).hexdigest()
-
-
-@dataclasses.dataclass(frozen=True)
-class PolicyIdentity:
-    name: str
-    hash: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,17 +220,18 @@ class Store:
 
     def record_cards(self, cards: Sequence[IssuedCard], *, service_id: str, hook: str, hook_instance: str | None,
                      patient_key: str | None, knowledge_version: str, policy: PolicyIdentity,
-                     issued_at: datetime.datetime | None = None) -> int:
+                     issued_at: datetime.datetime | None = None, order_key: str | None = None) -> int:
         """Record the cards of one response; returns how many were new (a card uuid is recorded once)."""
         if not cards:
             return 0
-        if patient_key is not None and not _PATIENT_KEY.fullmatch(patient_key):
-            raise ValueError("patient_key must be pseudonymise(patient_id, secret), never a raw id")
+        for key in (patient_key, order_key):
+            if key is not None and not _PATIENT_KEY.fullmatch(key):
+                raise ValueError("patient_key and order_key must be pseudonymise(...) keys, never raw ids")
         issued_at = issued_at or self.clock()
         rows = [{"card_uuid": card.card_uuid, "service_id": service_id, "hook": hook, "hook_instance": hook_instance,
                  "topic": card.topic, "indicator": card.indicator, "knowledge_version": knowledge_version,
                  "policy_name": policy.name, "policy_hash": policy.hash, "issued_at": issued_at,
-                 "patient_key": patient_key, "suppressed": card.suppressed} for card in cards]
+                 "patient_key": patient_key, "suppressed": card.suppressed, "order_key": order_key} for card in cards]
         by_uuid = {card.card_uuid: card for card in cards}
         try:
             with self.engine.begin() as connection:
@@ -285,6 +282,20 @@ class Store:
             chunk = ordered[start:start + _CHUNK]
             found.update(connection.execute(select(CARD.c.card_uuid, CARD.c.id).where(CARD.c.card_uuid.in_(chunk))).all())
         return found
+
+    def shown_severity(self, order_key: str, hook: str = "order-select") -> dict[str, str]:
+        """Per topic, the most severe indicator of the cards shown (not suppressed) at ``hook`` for ``order_key``."""
+        try:
+            with self.engine.connect().execution_options(audit_readonly=True) as connection, connection.begin():
+                rows = connection.execute(select(CARD.c.topic, CARD.c.indicator).where(
+                    CARD.c.order_key == order_key, CARD.c.hook == hook, CARD.c.suppressed.is_(False))).all()
+        except SQLAlchemyError as error:
+            raise _unavailable(error) from error
+        severest: dict[str, str] = {}
+        for topic, indicator in rows:
+            if SEVERITY.get(indicator, 0) > SEVERITY.get(severest.get(topic, ""), -1):
+                severest[topic] = indicator
+        return severest
 
     def claim_once(self, key: str, expires_at: datetime.datetime, *, issuer: str | None = None) -> bool:
         """True the first time ``key`` (e.g. a JWT's jti) is claimed before ``expires_at``; False on a replay.

@@ -1,5 +1,6 @@
 """Findings -> the response's cards: composition (``compose.py``), then drawing (``render.py``)."""
 
+import dataclasses
 from collections.abc import Sequence
 
 from cds_service.cards.compose import compose
@@ -9,7 +10,15 @@ from cds_service.policy import Policy
 from cds_service.rules.registry import ROUTINE_NOTICES
 
 
-def cards_for(findings: Sequence[Finding], drafts: Sequence[str], policy: Policy, hook: str) -> list[dict]:
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    cards: list[dict]
+    rule_ids: tuple[tuple[str, ...], ...]  # per card, the rule ids of its findings (for the audit)
+
+
+def cards_for(findings: Sequence[Finding], drafts: Sequence[str], policy: Policy, hook: str) -> Answer:
     """The CDS Hooks cards for one request's findings; ``drafts`` are the milnacipran drafts' references."""
     plans = compose(findings, drafts, ROUTINE_NOTICES, policy.routine_notices, hook)
-    return render_cards(plans, f"Knowledge {policy.knowledge.version}", policy.override_reasons)
+    cards = render_cards(plans, f"Knowledge {policy.knowledge.version} · policy {policy.identity.name} "
+                                f"({policy.identity.hash})", policy.override_reasons)
+    return Answer(cards, tuple(plan.rule_ids for plan in plans))

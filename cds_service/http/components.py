@@ -5,6 +5,7 @@ import dataclasses
 from flask import Flask
 from flask import current_app
 
+from cds_service.audit import Audit
 from cds_service.auth import ClientAuthenticator
 from cds_service.pipeline import OrderCheck
 from cds_service.settings import Settings
@@ -18,6 +19,7 @@ class Components:
     check: OrderCheck
     discovery: dict
     authenticator: ClientAuthenticator | None  # None: authentication off (CDS_REQUIRE_JWT=false)
+    audit: Audit | None = None  # None: audit off (CDS_AUDIT_ENABLED=false)
 
 
 def install(app: Flask, components: Components) -> None:

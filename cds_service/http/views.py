@@ -1,6 +1,6 @@
 """HTTP endpoints: discovery, the two services, feedback, health; CORS and authentication.
 
-Views are thin: parse, hand over to the order check or the feedback parser, return JSON.
+Views are thin: parse, hand over to the order check, the audit or the feedback parser, return JSON.
 Collaborators come from ``components()``; errors and CORS are registered by ``create_app``.
 """
 
@@ -15,12 +15,16 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
+from cds_service.audit import AuditUnavailable
+from cds_service.audit import HookCall
+from cds_service.audit import parse_feedback_items
 from cds_service.contract import SERVICES_BY_ID
 from cds_service.errors import NotFound
+from cds_service.errors import ServiceUnavailable
+from cds_service.errors import operation_outcome
 from cds_service.http.components import components
 from cds_service.request.envelope import parse_envelope
 from cds_service.request.envelope import parse_json_object
-from cds_service.request.feedback import parse_feedback
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +77,43 @@ def call_service(service_id: str):
     service = _service(service_id)
     envelope = parse_envelope(parse_json_object(_body()), service.hook)
     g.hook_instance = envelope.hook_instance
-    response = components().check.evaluate(envelope)
+    assessment = components().check.assess(envelope)
+    response = assessment.response
+    audit = components().audit
+    if audit is not None:
+        call = HookCall(service.id, service.hook, envelope.hook_instance, envelope.patient_id,
+                        assessment.order_references)
+        response = {**response, "cards": audit.record_response(call, response["cards"], assessment.rule_ids)}
     g.card_topics = [card["source"]["topic"]["code"] for card in response["cards"]]
     return jsonify(response)
 
 
 @cds.post("/cds-services/<service_id>/feedback")
 def feedback(service_id: str):
+    """Store the valid items; 400 naming each malformed item and field (the valid ones are kept)."""
     _service(service_id)
-    items = parse_feedback(parse_json_object(_body()))
+    items, errors = parse_feedback_items(parse_json_object(_body()))
+    audit = components().audit
+    if audit is None:
+        raise ServiceUnavailable("Feedback is not stored: the audit is off (CDS_AUDIT_ENABLED=false).")
+    try:
+        outcomes = audit.store_feedback(service_id, items)
+    except AuditUnavailable:
+        raise ServiceUnavailable("Feedback could not be stored (audit database unavailable); "
+                                 "please retry later.") from None
     log.info("feedback received", extra={"fields": {
-        "service": service_id, "items": len(items), "outcomes": [item.outcome for item in items]}})
+        "service": service_id, "items": len(items) + len({error.index for error in errors}),
+        "outcomes": [item.outcome for item in items], "stored": outcomes.count("stored"),
+        "duplicates": outcomes.count("duplicate"), "unmatched": outcomes.count("unmatched"), "invalid": len(errors)}})
+    if errors:
+        audit.counters.add("feedback_invalid", len({error.index for error in errors}))
+        outcome = operation_outcome(errors[0].as_dict()["message"])
+        outcome["issue"] = [{"severity": "error", "code": "invalid", "diagnostics": error.as_dict()["message"],
+                             "expression": [error.where]} for error in errors]
+        if items:
+            outcome["issue"].append({"severity": "information", "code": "informational",
+                                     "diagnostics": f"{len(items)} valid item(s) of this request were stored."})
+        return jsonify(outcome), 400
     return jsonify({})
 
 
@@ -93,8 +123,14 @@ def log_request(response):
         "method": request.method, "path": request.path, "status": response.status_code,
         "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
         "hookInstance": g.get("hook_instance"), "cardTopics": g.get("card_topics"),
+        "policy": _policy_identity(),
     }})
     return response
+
+
+def _policy_identity() -> dict:
+    identity = components().check.policy.identity
+    return {"name": identity.name, "hash": identity.hash}
 
 
 @health.get("/healthz")
@@ -106,4 +142,5 @@ def healthz():
 @health.get("/readyz")
 def readyz():
     """Knowledge is loaded and the service can answer hooks."""
-    return jsonify({"status": "ready", "knowledgeVersion": components().check.knowledge.version})
+    return jsonify({"status": "ready", "knowledgeVersion": components().check.knowledge.version,
+                    "policy": _policy_identity()})

@@ -61,8 +61,8 @@ def main() -> int:
         moment[0] = scenario.now
         envelope = parse_envelope(scenario.request, expected_hook=scenario.request["hook"])
         with shown_in(check.time_zone):
-            drafts, findings = check.findings(envelope)
-            cards = cards_for(findings, drafts, check.policy, envelope.hook)
+            orders, findings = check.findings(envelope)
+            cards = cards_for(findings, [o.reference for o in orders], check.policy, envelope.hook).cards
         responses[path.stem] = cards
         must_show = {finding.rule_id for finding in findings if finding.indicator != "info"}
         urgent += len(must_show)

@@ -17,6 +17,7 @@ from flask import Flask
 from cds_service.auth import ClientAuthenticator
 from cds_service.auth import ReplayCache
 from cds_service.auth import load_trusted_clients
+from cds_service.auth.replay import InMemoryReplayCache
 from cds_service.chart.source import ChartSource
 from cds_service.http import views
 from cds_service.http.components import Components
@@ -24,6 +25,7 @@ from cds_service.http.components import install
 from cds_service.http.cors import add_cors
 from cds_service.http.discovery import discovery_document
 from cds_service.http.errors import register_error_handlers
+from cds_service.http.observability import install_observability
 from cds_service.knowledge import default_knowledge
 from cds_service.logs import configure_logging
 from cds_service.pipeline import OrderCheck
@@ -56,12 +58,17 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    database = None
+    if settings.require_jwt and replay_cache is None:
+        replay_cache, database = _replay_cache(settings, environ, auth_clock)
     install(app, Components(
         settings=settings,
         check=OrderCheck(policy, ChartSource(settings, chart_session), clock),
         discovery=discovery_document(knowledge),
         authenticator=_authenticator(settings, auth_clock, fetch_jwks, replay_cache),
+        database=database,
     ))
+    install_observability(app)
     app.register_blueprint(views.cds)
     app.register_blueprint(views.health)
     register_error_handlers(app)
@@ -76,8 +83,14 @@ def _authenticator(settings: Settings, clock, fetch_jwks, replay_cache) -> Clien
     if not settings.trusted_clients_file:
         raise SettingsError("CDS_REQUIRE_JWT is true but CDS_TRUSTED_CLIENTS_FILE is not set: "
                             "no EHR could be trusted. Set the file, or CDS_REQUIRE_JWT=false for local use.")
+    clients = load_trusted_clients(settings.trusted_clients_file)
+    log.info("trust profile loaded", extra={"fields": {
+        "trustedClientsFile": settings.trusted_clients_file, "issuers": sorted(clients),
+        "audiences": sorted({base for client in clients.values() for base in client.audience_base_urls}
+                            | {settings.public_base_url}),
+        "replayCache": type(replay_cache).__name__}})
     return ClientAuthenticator(
-        load_trusted_clients(settings.trusted_clients_file),
+        clients,
         public_base_url=settings.public_base_url,
         replay_cache=replay_cache,
         fetch_jwks=fetch_jwks,
@@ -85,3 +98,15 @@ def _authenticator(settings: Settings, clock, fetch_jwks, replay_cache) -> Clien
         leeway=settings.jwt_leeway_seconds,
         jwks_refetch_interval=settings.jwks_refetch_seconds,
     )
+
+
+def _replay_cache(settings: Settings, environ, clock):
+    """(the JWT replay cache, the Store behind it or None): shared in the database unless CDS_REPLAY_CACHE=memory."""
+    if settings.replay_cache == "memory":
+        return InMemoryReplayCache(clock), None
+    from cds_service.audit import load_audit_settings
+    from cds_service.audit.replay_cache import DatabaseReplayCache
+    from cds_service.audit.replay_cache import shared_store
+
+    store = shared_store(load_audit_settings(environ).database_url)
+    return DatabaseReplayCache(store, clock=clock), store

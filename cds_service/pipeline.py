@@ -19,6 +19,8 @@ from cds_service.fhir.read import child
 from cds_service.fhir.read import items
 from cds_service.fhir.read import text
 from cds_service.findings import Finding
+from cds_service.logs import request_notes
+from cds_service.metrics import metrics
 from cds_service.orders.milnacipran_orders import find_milnacipran_orders
 from cds_service.orders.products import MedicationMatcher
 from cds_service.orders.products import medication_index
@@ -63,13 +65,18 @@ class OrderCheck:
                 orders = find_milnacipran_orders(envelope, self.matcher, fetched)
             if not orders:
                 return {"cards": []}
-            chart = self.chart_source.gather(envelope, self.templates)
+            with metrics().phase_seconds.labels("gather").time():
+                chart = self.chart_source.gather(envelope, self.templates)
             if chart.patient is None:
                 raise PreconditionFailed("The Patient resource could not be had from prefetch or the FHIR server, "
                                          "so no milnacipran check could be made.")
-            snapshot = build_snapshot(chart, orders, envelope.draft_entries(), self.matcher, self.clock(),
-                                      self.policy.thresholds)
-            return {"cards": self._cards(self._findings(orders, snapshot))}
+            with metrics().phase_seconds.labels("rules").time():  # the snapshot, then the rules on it
+                snapshot = build_snapshot(chart, orders, envelope.draft_entries(), self.matcher, self.clock(),
+                                          self.policy.thresholds)
+                findings = self._findings(orders, snapshot)
+            request_notes()["ruleIds"] = list(dict.fromkeys(finding.rule_id for finding in findings))
+            with metrics().phase_seconds.labels("render").time():
+                return {"cards": self._cards(findings)}
         except CdsError:
             raise
         except Exception:

@@ -58,6 +58,15 @@ def _optional_text(text: str) -> str | None:
     return text.strip() or None
 
 
+def _choice(*choices: str):
+    def cast(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+    return cast
+
+
 def _base_url(text: str) -> str:
     text = text.strip().rstrip("/")
     if not text.startswith(("http://", "https://")):
@@ -102,6 +111,14 @@ FIELDS = (
           "Reuse fetched chart data for the same patient and FHIR server for this long (0 = off)."),
     Field("cors_allow_origin", str, "*", "Value of Access-Control-Allow-Origin."),
     Field("log_level", _log_level, "INFO", "Python log level of the JSON logs."),
+    # operations at scale (issue 12)
+    Field("replay_cache", _choice("database", "memory"), "database",
+          "Where JWT ids are remembered against replay: `database` (shared by every worker and replica, "
+          "in the audit database) or `memory` (this process only)."),
+    Field("require_database", _boolean, "false",
+          "`/readyz` answers 503 while the database cannot be reached (set it where audit is required)."),
+    Field("worker_class", _choice("gthread", "sync"), "gthread",
+          "gunicorn worker type of `cds-service serve`: `gthread` (threads, keep-alive) or `sync`."),
 )
 
 
@@ -124,6 +141,9 @@ class Settings:
     chart_cache_seconds: float
     cors_allow_origin: str
     log_level: str
+    replay_cache: str
+    require_database: bool
+    worker_class: str
 
 
 def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:

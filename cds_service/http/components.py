@@ -1,6 +1,7 @@
 """What the views work with, built once by ``create_app`` and reached through one typed accessor."""
 
 import dataclasses
+from typing import Any
 
 from flask import Flask
 from flask import current_app
@@ -18,6 +19,7 @@ class Components:
     check: OrderCheck
     discovery: dict
     authenticator: ClientAuthenticator | None  # None: authentication off (CDS_REQUIRE_JWT=false)
+    database: Any = None  # the audit Store that /readyz pings, when the service uses one
 
 
 def install(app: Flask, components: Components) -> None:

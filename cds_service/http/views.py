@@ -15,9 +15,14 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
+from cds_service.auth import Unauthorized
 from cds_service.contract import SERVICES_BY_ID
 from cds_service.errors import NotFound
 from cds_service.http.components import components
+from cds_service.http.observability import readiness
+from cds_service.logs import request_notes
+from cds_service.metrics import metrics
+from cds_service.metrics import rejection_kind
 from cds_service.request.envelope import parse_envelope
 from cds_service.request.envelope import parse_json_object
 from cds_service.request.feedback import parse_feedback
@@ -58,7 +63,11 @@ def authenticate():
         log.warning("JWT authentication is OFF (CDS_REQUIRE_JWT=false): local use only")
         return
     try:
-        g.claims = authenticator.authenticate(request.headers.get("Authorization"), request.path)
+        with metrics().phase_seconds.labels("auth").time():
+            g.claims = authenticator.authenticate(request.headers.get("Authorization"), request.path)
+    except Unauthorized as error:
+        metrics().jwt_rejections.labels(rejection_kind(error.reason)).inc()
+        raise
     except ValueError:  # a path no audience can name (e.g. with spaces): no such service
         raise NotFound(f"No CDS service at '{request.path}'. See GET /cds-services.") from None
 
@@ -71,10 +80,14 @@ def discovery():
 @cds.post("/cds-services/<service_id>")
 def call_service(service_id: str):
     service = _service(service_id)
-    envelope = parse_envelope(parse_json_object(_body()), service.hook)
+    with metrics().phase_seconds.labels("parse").time():
+        envelope = parse_envelope(parse_json_object(_body()), service.hook)
     g.hook_instance = envelope.hook_instance
     response = components().check.evaluate(envelope)
     g.card_topics = [card["source"]["topic"]["code"] for card in response["cards"]]
+    g.card_ids = [card.get("uuid") for card in response["cards"]]
+    for card in response["cards"]:
+        metrics().cards.labels(card["source"]["topic"]["code"], card["indicator"]).inc()
     return jsonify(response)
 
 
@@ -82,6 +95,8 @@ def call_service(service_id: str):
 def feedback(service_id: str):
     _service(service_id)
     items = parse_feedback(parse_json_object(_body()))
+    for item in items:
+        metrics().feedback.labels(item.outcome).inc()
     log.info("feedback received", extra={"fields": {
         "service": service_id, "items": len(items), "outcomes": [item.outcome for item in items]}})
     return jsonify({})
@@ -93,8 +108,15 @@ def log_request(response):
         "method": request.method, "path": request.path, "status": response.status_code,
         "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
         "hookInstance": g.get("hook_instance"), "cardTopics": g.get("card_topics"),
+        **_client_fields(), "cardIds": g.get("card_ids"), "ruleIds": request_notes().get("ruleIds"),
     }})
     return response
+
+
+def _client_fields() -> dict:
+    """The verified client's issuer and tenant (no subject, no token)."""
+    claims = g.get("claims") or {}
+    return {"iss": claims.get("iss"), "tenant": claims.get("tenant")}
 
 
 @health.get("/healthz")
@@ -105,5 +127,6 @@ def healthz():
 
 @health.get("/readyz")
 def readyz():
-    """Knowledge is loaded and the service can answer hooks."""
-    return jsonify({"status": "ready", "knowledgeVersion": components().check.knowledge.version})
+    """Knowledge is loaded, the service can answer hooks, is not draining, and reaches a required database."""
+    body, status = readiness()
+    return jsonify(body), status

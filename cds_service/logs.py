@@ -29,6 +29,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,
         }
         line.update((key, value) for key, value in REQUEST_CONTEXT.get().items() if key != "notes")
         line.update(getattr(record, "fields", {}))

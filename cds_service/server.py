@@ -22,6 +22,7 @@ from gunicorn.glogging import Logger
 from cds_service import metrics as service_metrics
 from cds_service.http.observability import REQUEST_ID_HEADER
 from cds_service.http.observability import start_draining
+from cds_service.http.observability import valid_traceparent
 from cds_service.logs import configure_process_logging
 
 log = logging.getLogger("cds_service.server")
@@ -41,11 +42,15 @@ class JsonGunicornLogger(Logger):
     def access(self, resp, req, environ, request_time) -> None:
         status = resp.status_code if hasattr(resp, "status_code") else str(resp.status).split(None, 1)[0]
         headers = dict((name.lower(), value) for name, value in (resp.headers or ()))
-        self.access_log.info("access", extra={"fields": {
+        fields = {
             "method": environ.get("REQUEST_METHOD"), "path": environ.get("PATH_INFO"),  # never the query string
             "status": int(status), "ms": round(request_time.total_seconds() * 1000, 2),
             "bytes": getattr(resp, "sent", None), "requestId": headers.get(REQUEST_ID_HEADER.lower()),
-        }})
+        }
+        traceparent = valid_traceparent(environ.get("HTTP_TRACEPARENT", ""))
+        if traceparent:
+            fields["traceparent"] = traceparent
+        self.access_log.info("access", extra={"fields": fields})
 
 
 def _post_worker_init(worker) -> None:

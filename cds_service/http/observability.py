@@ -67,6 +67,12 @@ def service_label(path: str) -> str:
     return "other"
 
 
+def valid_traceparent(value: str) -> str | None:
+    """A W3C ``traceparent`` header value in its canonical form, or None."""
+    value = value.strip().lower()
+    return value if _TRACEPARENT.fullmatch(value) else None
+
+
 def install_observability(app: Flask) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, _begin)
     app.after_request(_finish)
@@ -79,8 +85,8 @@ def _begin():
     sent = request.headers.get(REQUEST_ID_HEADER, "")
     g.request_id = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
     context = {"requestId": g.request_id, "notes": {}}
-    traceparent = request.headers.get("traceparent", "").strip().lower()
-    if _TRACEPARENT.fullmatch(traceparent):
+    traceparent = valid_traceparent(request.headers.get("traceparent", ""))
+    if traceparent:
         context["traceparent"] = traceparent
     g.log_context_token = REQUEST_CONTEXT.set(context)
 

@@ -9,7 +9,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-
 # Parsed JSON is made of plain dicts: ``type(x) is dict`` answers first, and the abstract
 # ``isinstance(x, Mapping)`` check (ten times slower) runs only for other mappings.
 

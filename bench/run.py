@@ -173,7 +173,7 @@ def main() -> int:
     fhir = FhirStub(charts.fhir_resources(), required_token="bench-fhir-token").start()
     fhir.set_fault("latency", delay=0.1)
     bodies = charts.bodies(fhir.base_url)
-    gunicorn_settings = ["--workers", str(args.workers), "--threads", str(args.threads),
+    gunicorn_settings = ["--workers", str(args.workers), "--threads", str(args.threads), "--keep-alive", "0",
                          "--worker-class", args.worker_class, "--timeout", "30"]
     service_port, bare_port = free_port(), free_port()
     service = Server("service", [str(Path(sys.executable).parent / "cds-service"), "serve", "--host", "127.0.0.1",

@@ -79,7 +79,8 @@ def serve(host: str, port: int, workers: int, settings) -> int:
         gc.freeze()  # the knowledge tables are long-lived: keep them out of every garbage collection (and shared after fork)
         log.info("serving", extra={"fields": {
             "bind": f"{host}:{port}", "workers": workers, "threads": settings.threads,
-            "workerClass": settings.worker_class, "metricsDir": metrics_dir,
+            "workerClass": settings.worker_class, "keepaliveSeconds": settings.keepalive_seconds,
+            "metricsDir": metrics_dir,
             "startupMs": round((time.monotonic() - started) * 1000)}})
 
         class Server(BaseApplication):
@@ -89,6 +90,7 @@ def serve(host: str, port: int, workers: int, settings) -> int:
                 self.cfg.set("threads", settings.threads)
                 self.cfg.set("worker_class", settings.worker_class)
                 self.cfg.set("timeout", 30)
+                self.cfg.set("keepalive", settings.keepalive_seconds)
                 self.cfg.set("logger_class", JsonGunicornLogger)
                 self.cfg.set("accesslog", "-")
                 self.cfg.set("loglevel", "info")

@@ -119,6 +119,9 @@ FIELDS = (
           "`/readyz` answers 503 while the database cannot be reached (set it where audit is required)."),
     Field("worker_class", _choice("gthread", "sync"), "gthread",
           "gunicorn worker type of `cds-service serve`: `gthread` (threads, keep-alive) or `sync`."),
+    Field("keepalive_seconds", _whole_number(0, 300), "0",
+          "How long a gthread worker keeps an idle client connection open. 0 closes each connection after its "
+          "answer, so that new connections spread over the workers (a kept-alive connection stays with one)."),
 )
 
 
@@ -144,6 +147,7 @@ class Settings:
     replay_cache: str
     require_database: bool
     worker_class: str
+    keepalive_seconds: int
 
 
 def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:

@@ -307,3 +307,36 @@ def test_the_chart_cache_never_answers_with_data_fetched_under_another_token():
                 for outcome, before in counted.items()} == {"ok": 2, "unavailable": 2, "cached": 2}
     finally:
         source.close()
+
+
+# --------------------------------------------------------------------------- a newcomer's setup
+
+
+def test_a_client_with_its_own_audiences_is_also_accepted_at_the_public_base_url(tmp_path, key, caplog):
+    """The sandbox profile lists http://localhost:8080; served on another port with CDS_PUBLIC_BASE_URL
+    set to it, the sandbox's tokens (addressed to that URL) are accepted. A wrong audience is refused,
+    and the log line says which audience was expected and which was received (never the token)."""
+    trust = tmp_path / "trusted-clients.json"
+    trust.write_text(json.dumps({"clients": {ISS: {"jwks": {"keys": [key.jwk()]},
+                                                   "audience_base_urls": ["http://localhost:8080"]}}}))
+    caplog.set_level("INFO")
+    app = create_app({"require_jwt": True, "trusted_clients_file": str(trust), "replay_cache": "memory",
+                      "public_base_url": "http://localhost:9090"})
+    client = app.test_client()
+
+    def call(aud):
+        now = int(time.time())
+        token = jwt.encode({"iss": ISS, "aud": aud, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())},
+                           key.private, algorithm="ES384", headers={"kid": key.kid, "typ": "JWT"})
+        return client.get(DISCOVERY, headers={"Authorization": "Bearer " + token}), token
+
+    assert call("http://localhost:9090/cds-services")[0].status_code == 200
+    assert call("http://localhost:8080/cds-services")[0].status_code == 200
+    refused, token = call("http://localhost:7000/cds-services")
+    assert refused.status_code == 401
+    line = next(r.getMessage() for r in caplog.records if "JWT rejected" in r.getMessage())
+    assert "aud='http://localhost:7000/cds-services'" in line
+    assert "'http://localhost:8080/cds-services'" in line and "'http://localhost:9090/cds-services'" in line
+    assert token not in line and token.split(".")[2] not in line
+    loaded = next(r for r in caplog.records if r.getMessage() == "trust profile loaded")
+    assert loaded.fields["trustedClientsFile"] == str(trust) and loaded.fields["issuers"] == [ISS]

@@ -116,7 +116,7 @@ def metric(text: str, name: str, **labels) -> float:
 
 def test_served_metrics_logs_and_request_ids(tmp_path, key):
     body = load_fixture("requests/sandbox-order-sign.json")
-    with serve(tmp_path, key) as base:
+    with serve(tmp_path, key, CDS_LOG_LEVEL="DEBUG") as base:
         served = Served(base, tmp_path / "server.log", key)
         scrape = requests.get(base + "/metrics", timeout=5)  # no JWT needed
         assert scrape.status_code == 200 and scrape.headers["Content-Type"].startswith("text/plain")
@@ -157,6 +157,12 @@ def test_served_metrics_logs_and_request_ids(tmp_path, key):
         access = [line for line in served.lines_of("refused-1") if line["logger"] == "gunicorn.access"]
         assert access and access[0]["status"] == 401 and access[0]["path"] == SERVICE
     lines = served.lines()  # every line, start to stop, is JSON (lines() raises otherwise)
+    request_scoped = ("cds_service.http", "cds_service.auth", "cds_service.chart", "cds_service.pipeline",
+                      "gunicorn.access")
+    scoped = [line for line in lines if line["logger"].startswith(request_scoped)]
+    assert len(scoped) >= 2 * 8 and all(line.get("requestId") for line in scoped), \
+        [line for line in scoped if not line.get("requestId")][:3]
+    assert any(line["logger"] == "cds_service.auth.verify" and line["requestId"] == "refused-1" for line in scoped)
     messages = " ".join(line["message"] for line in lines)
     assert "Starting gunicorn" in messages and "Booting worker" in messages and "trust profile loaded" in messages
     assert "Handling signal" in messages or "Shutting down" in messages

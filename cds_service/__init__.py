@@ -101,12 +101,12 @@ def _authenticator(settings: Settings, clock, fetch_jwks, replay_cache) -> Clien
 
 
 def _replay_cache(settings: Settings, environ, clock):
-    """(the JWT replay cache, the Store behind it or None): shared in the database unless CDS_REPLAY_CACHE=memory."""
+    """(the JWT replay cache, what /readyz pings or None): in the database unless CDS_REPLAY_CACHE=memory."""
     if settings.replay_cache == "memory":
         return InMemoryReplayCache(clock), None
     from cds_service.audit import load_audit_settings
     from cds_service.audit.replay_cache import DatabaseReplayCache
     from cds_service.audit.replay_cache import shared_store
 
-    store = shared_store(load_audit_settings(environ).database_url)
-    return DatabaseReplayCache(store, clock=clock), store
+    cache = DatabaseReplayCache(shared_store(load_audit_settings(environ).database_url), clock=clock)
+    return cache, cache  # the cache pings its database for /readyz (after a fork, on fresh connections)

@@ -3,6 +3,7 @@ workers, readiness, the chart cache keyed by token. The served tests run a real 
 
 import datetime
 import json
+import os
 import re
 import time
 import uuid
@@ -176,11 +177,17 @@ def test_served_metrics_logs_and_request_ids(tmp_path, key):
 # --------------------------------------------------------------------------- replay to another worker
 
 
-@pytest.mark.parametrize("cache", ["database", "memory"])
+@pytest.mark.parametrize("cache", ["database", "postgresql", "memory"])
 def test_a_token_replayed_to_another_worker(tmp_path, key, cache):
-    """With the database replay cache every replay is refused, on whichever worker it lands; the
-    per-process cache (the control) lets a replay through on the other worker."""
-    with serve(tmp_path, key, workers=2, CDS_REPLAY_CACHE=cache) as base:
+    """With the database replay cache (SQLite, or PostgreSQL when CDS_TEST_DATABASE_URL is set) every
+    replay is refused, on whichever worker it lands; the per-process cache (the control) lets a
+    replay through on the other worker."""
+    environment = {"CDS_REPLAY_CACHE": "memory" if cache == "memory" else "database"}
+    if cache == "postgresql":
+        if not os.environ.get("CDS_TEST_DATABASE_URL"):
+            pytest.skip("CDS_TEST_DATABASE_URL is not set (.ci/run sets it)")
+        environment["CDS_DATABASE_URL"] = os.environ["CDS_TEST_DATABASE_URL"]
+    with serve(tmp_path, key, workers=2, **environment) as base:
         served = Served(base, tmp_path / "server.log", key)
         token = served.token(DISCOVERY)
         first = served.call(path=DISCOVERY, token=token, request_id="first")
@@ -194,7 +201,7 @@ def test_a_token_replayed_to_another_worker(tmp_path, key, cache):
                 break
             assert answer.status_code == 401  # the same worker: refused by either cache
         assert outcome is not None, "no replay reached the other worker"
-        assert outcome == (401 if cache == "database" else 200)
+        assert outcome == (200 if cache == "memory" else 401)
 
 
 # --------------------------------------------------------------------------- replay cache, unit

@@ -52,6 +52,11 @@ class DatabaseReplayCache:
                         extra={"fields": {"error": str(error)}})
             return locally_seen
 
+    def ping(self) -> None:
+        """Raises ``AuditUnavailable`` if the database cannot answer (for /readyz); fork-safe."""
+        self._after_fork()
+        self.store.ping()
+
     def delete_expired(self) -> int:
         """Delete the rows of tokens that have expired; returns how many."""
         try:

@@ -19,7 +19,7 @@ class Components:
     check: OrderCheck
     discovery: dict
     authenticator: ClientAuthenticator | None  # None: authentication off (CDS_REQUIRE_JWT=false)
-    database: Any = None  # the audit Store that /readyz pings, when the service uses one
+    database: Any = None  # what /readyz pings (``ping()`` raising when the database is unreachable), if any
 
 
 def install(app: Flask, components: Components) -> None:

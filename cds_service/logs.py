@@ -78,3 +78,4 @@ def configure_process_logging(level: str) -> None:
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)  # Python warnings become JSON lines too (logger "py.warnings")

@@ -75,7 +75,12 @@ def serve(host: str, port: int, workers: int, settings) -> int:
     try:
         from cds_service import create_app
 
-        app = create_app()  # fail fast in the parent on bad configuration
+        try:
+            app = create_app()  # fail fast in the parent on bad configuration
+        except Exception as error:  # configuration, policy, trust file, database: one JSON line, exit 2
+            log.critical("cannot start: configuration error", extra={"fields": {
+                "error": str(error), "kind": type(error).__name__}})
+            return 2
         gc.freeze()  # the knowledge tables are long-lived: keep them out of every garbage collection (and shared after fork)
         log.info("serving", extra={"fields": {
             "bind": f"{host}:{port}", "workers": workers, "threads": settings.threads,

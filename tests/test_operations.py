@@ -353,3 +353,17 @@ def test_a_client_with_its_own_audiences_is_also_accepted_at_the_public_base_url
     assert token not in line and token.split(".")[2] not in line
     loaded = next(r for r in caplog.records if r.getMessage() == "trust profile loaded")
     assert loaded.fields["trustedClientsFile"] == str(trust) and loaded.fields["issuers"] == [ISS]
+
+
+def test_a_configuration_error_at_start_is_one_json_line(tmp_path):
+    import subprocess
+
+    from server_process import cds_service_command
+
+    env = {**os.environ, "CDS_REQUIRE_JWT": "true", "CDS_TRUSTED_CLIENTS_FILE": str(tmp_path / "missing.json"),
+           "CDS_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(cds_service_command() + ["serve", "--port", str(free_port())], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+    assert lines[-1]["level"] == "CRITICAL" and "missing.json" in lines[-1]["error"]

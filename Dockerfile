@@ -3,8 +3,9 @@
 #   docker build --secret id=pip_cert,src=/etc/ssl/certs/ca-certificates.crt \
 #     --build-arg VERSION=0.1.0 --build-arg SOURCE_URL=https://git.hospital.org/cds -t milnacipran-cds .
 # Runs as uid/gid 10001 with a read-only root file system: the only writable paths it needs are
-# /tmp (TMPDIR, HOME; gunicorn's worker heartbeat files) and /var/lib/cds (CDS_DATA_DIR, the SQLite
-# audit database when no CDS_DATABASE_URL is set). Mount both (tmpfs / emptyDir / volume).
+# /tmp (TMPDIR, HOME; gunicorn's worker heartbeat files, the per-worker metrics files) and /var/lib/cds
+# (CDS_DATA_DIR, the SQLite audit database and JWT replay table when no CDS_DATABASE_URL is set).
+# Mount both (tmpfs / emptyDir / volume).
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 

@@ -70,14 +70,16 @@ def check(base: str, directory: Path) -> None:
     cards = answer.json()["cards"]
     print(f"POST {path} 200: {len(cards)} card(s):", "; ".join(card["summary"] for card in cards))
 
-    metrics = requests.get(base + "/metrics", timeout=10)
-    assert metrics.status_code in (200, 404), (metrics.status_code, metrics.text[:500])
-    if metrics.status_code == 200:
-        lines = [line for line in metrics.text.splitlines() if line and not line.startswith("#")]
-        print(f"metrics 200: {len(lines)} samples, e.g. {lines[:3]}")
-    else:
-        print("metrics 404: /metrics is not served by this build yet")
-
+    metrics = requests.get(base + "/metrics", timeout=10)  # no token: Prometheus scrapes it inside the cluster
+    assert metrics.status_code == 200, (metrics.status_code, metrics.text[:500])
+    lines = [line for line in metrics.text.splitlines() if line and not line.startswith("#")]
+    counted = [line for line in lines
+               if line.startswith("cds_http_requests_total{") and f'service="{service}"' in line and 'status="200"' in line]
+    assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 1, lines[:20]
+    print(f"metrics 200: {len(lines)} samples, e.g. {counted[0]}")
+    version = requests.get(base + "/version", timeout=10)
+    assert version.status_code == 200 and version.json()["knowledgeVersion"], version.text[:300]
+    print("version:", version.json())
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["keys"]:

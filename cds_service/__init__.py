@@ -21,6 +21,7 @@ from cds_service.audit.store import masked_url
 from cds_service.auth import ClientAuthenticator
 from cds_service.auth import ReplayCache
 from cds_service.auth import load_trusted_clients
+from cds_service.auth.replay import InMemoryReplayCache
 from cds_service.chart.source import ChartSource
 from cds_service.http import views
 from cds_service.http.components import Components
@@ -28,6 +29,7 @@ from cds_service.http.components import install
 from cds_service.http.cors import add_cors
 from cds_service.http.discovery import discovery_document
 from cds_service.http.errors import register_error_handlers
+from cds_service.http.observability import install_observability
 from cds_service.knowledge import default_knowledge
 from cds_service.logs import configure_logging
 from cds_service.pipeline import OrderCheck
@@ -63,13 +65,19 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    audit = _audit(settings, policy, store)
+    database = None
+    if settings.require_jwt and replay_cache is None:
+        replay_cache, database = _replay_cache(settings, auth_clock, audit.store if audit else None)
     install(app, Components(
         settings=settings,
         check=OrderCheck(policy, ChartSource(settings, chart_session), clock, settings.time_zone),
         discovery=discovery_document(knowledge),
         authenticator=_authenticator(settings, auth_clock, fetch_jwks, replay_cache),
-        audit=_audit(settings, policy, store),
+        audit=audit,
+        database=database,
     ))
+    install_observability(app)
     app.register_blueprint(views.cds)
     app.register_blueprint(views.health)
     register_error_handlers(app)
@@ -114,8 +122,14 @@ def _authenticator(settings: Settings, clock, fetch_jwks, replay_cache) -> Clien
     if not settings.trusted_clients_file:
         raise SettingsError("CDS_REQUIRE_JWT is true but CDS_TRUSTED_CLIENTS_FILE is not set: "
                             "no EHR could be trusted. Set the file, or CDS_REQUIRE_JWT=false for local use.")
+    clients = load_trusted_clients(settings.trusted_clients_file)
+    log.info("trust profile loaded", extra={"fields": {
+        "trustedClientsFile": settings.trusted_clients_file, "issuers": sorted(clients),
+        "audiences": sorted({base for client in clients.values() for base in client.audience_base_urls}
+                            | {settings.public_base_url}),
+        "replayCache": type(replay_cache).__name__}})
     return ClientAuthenticator(
-        load_trusted_clients(settings.trusted_clients_file),
+        clients,
         public_base_url=settings.public_base_url,
         replay_cache=replay_cache,
         fetch_jwks=fetch_jwks,
@@ -123,3 +137,15 @@ def _authenticator(settings: Settings, clock, fetch_jwks, replay_cache) -> Clien
         leeway=settings.jwt_leeway_seconds,
         jwks_refetch_interval=settings.jwks_refetch_seconds,
     )
+
+
+def _replay_cache(settings: Settings, clock, store: Store | None):
+    """(the JWT replay cache, what /readyz pings or None): in the database unless CDS_REPLAY_CACHE=memory;
+    the audit's store when the audit is on."""
+    if settings.replay_cache == "memory":
+        return InMemoryReplayCache(clock), None
+    from cds_service.audit.replay_cache import DatabaseReplayCache
+    from cds_service.audit.replay_cache import shared_store
+
+    cache = DatabaseReplayCache(store or shared_store(settings.audit_database_url), clock=clock)
+    return cache, cache  # the cache pings its database for /readyz (after a fork, on fresh connections)

@@ -2,7 +2,6 @@
 audit database's ``migrate``, ``report`` and ``purge`` (cds_service/audit/commands.py)."""
 
 import argparse
-import gc
 import json
 import sys
 from pathlib import Path
@@ -18,33 +17,12 @@ from cds_service.settings import load_settings
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run the production WSGI server (gunicorn, threaded workers)."""
-    from gunicorn.app.base import BaseApplication
-
-    from cds_service import create_app
+    """Run the production WSGI server (gunicorn; see ``cds_service.server``)."""
+    from cds_service import server
 
     settings = load_settings()
-    host = args.host or settings.host
-    port = args.port or settings.port
-    app = create_app()  # fail fast in the parent on bad configuration; migrates the audit database before forking
-    gc.freeze()  # the knowledge tables are long-lived: keep them out of every garbage collection (and shared after fork)
-
-    class Server(BaseApplication):
-        def load_config(self):
-            self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", args.workers or settings.workers)
-            self.cfg.set("threads", settings.threads)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("timeout", 30)
-            self.cfg.set("accesslog", None)
-            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24 opens one under $HOME
-                self.cfg.set("control_socket_disable", True)
-
-        def load(self):
-            return app
-
-    Server().run()
-    return 0
+    return server.serve(args.host or settings.host, args.port or settings.port, args.workers or settings.workers,
+                        settings)
 
 
 def make_evaluator():

@@ -22,6 +22,7 @@ from cds_service.fhir.read import child
 from cds_service.fhir.read import items
 from cds_service.fhir.read import text
 from cds_service.findings import Finding
+from cds_service.metrics import metrics
 from cds_service.orders.milnacipran_orders import MilnacipranOrder
 from cds_service.orders.milnacipran_orders import find_milnacipran_orders
 from cds_service.orders.products import MedicationMatcher
@@ -82,7 +83,8 @@ class OrderCheck:
             except Exception:
                 log.exception("order check failed", extra={"fields": {"hookInstance": envelope.hook_instance}})
                 orders, findings = (), [CHECK_FAILED]
-            answer = cards_for(findings, [order.reference for order in orders], self.policy, envelope.hook)
+            with metrics().phase_seconds.labels("render").time():
+                answer = cards_for(findings, [order.reference for order in orders], self.policy, envelope.hook)
             return Assessment({"cards": answer.cards}, answer.rule_ids,
                               tuple(order.reference for order in orders if order.has_id))
 
@@ -95,13 +97,15 @@ class OrderCheck:
             orders = find_milnacipran_orders(envelope, self.matcher, fetched)
         if not orders:
             return (), []
-        chart = self.chart_source.gather(envelope, self.templates)
+        with metrics().phase_seconds.labels("gather").time():
+            chart = self.chart_source.gather(envelope, self.templates)
         if chart.patient is None:
             raise PreconditionFailed("The Patient resource could not be had from prefetch or the FHIR server, "
                                      "so no milnacipran check could be made.")
-        snapshot = build_snapshot(chart, orders, envelope.draft_entries(), self.matcher, self.clock(),
-                                  self.policy.thresholds)
-        return orders, evaluate_rules(orders, snapshot, self.policy)
+        with metrics().phase_seconds.labels("rules").time():  # the snapshot, then the rules on it
+            snapshot = build_snapshot(chart, orders, envelope.draft_entries(), self.matcher, self.clock(),
+                                      self.policy.thresholds)
+            return orders, evaluate_rules(orders, snapshot, self.policy)
 
     def _unresolved_medication_references(self, envelope: Envelope, orders) -> list[str]:
         """medicationReferences of unidentified drafts that neither the Bundle nor a contained resource holds."""

@@ -67,6 +67,13 @@ def _database_url(text: str) -> str | None:
     if text and not text.startswith(("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")):
         raise ValueError("expected sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB")
     return text or None
+def _choice(*choices: str):
+    def cast(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+    return cast
 
 
 def _base_url(text: str) -> str:
@@ -138,6 +145,17 @@ FIELDS = (
     Field("filter_repeated_alerts", _boolean, "false",
           "Do not show again at order-sign a card already shown at order-select for the same draft order and "
           "patient, unless it became more severe (recorded as suppressed). Needs CDS_AUDIT_PATIENT_KEY_SECRET."),
+    # operations at scale (issue 12)
+    Field("replay_cache", _choice("database", "memory"), "database",
+          "Where JWT ids are remembered against replay: `database` (shared by every worker and replica, "
+          "in the audit database) or `memory` (this process only)."),
+    Field("require_database", _boolean, "false",
+          "`/readyz` answers 503 while the database cannot be reached (set it where audit is required)."),
+    Field("worker_class", _choice("gthread", "sync"), "gthread",
+          "gunicorn worker type of `cds-service serve`: `gthread` (threads, keep-alive) or `sync`."),
+    Field("keepalive_seconds", _whole_number(0, 300), "0",
+          "How long a gthread worker keeps an idle client connection open. 0 closes each connection after its "
+          "answer, so that new connections spread over the workers (a kept-alive connection stays with one)."),
 )
 
 SECRET_FIELDS = ("database_url", "audit_patient_key_secret")
@@ -169,6 +187,10 @@ class Settings:
     audit_patient_key_secret: str | None = dataclasses.field(repr=False)
     audit_enabled: bool
     filter_repeated_alerts: bool
+    replay_cache: str
+    require_database: bool
+    worker_class: str
+    keepalive_seconds: int
 
     @property
     def audit_database_url(self) -> str:

@@ -5,6 +5,9 @@ Also the policy's identity (name + content hash) and ``cds-service policy check`
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -190,8 +193,10 @@ def test_policy_check_exits_non_zero_for_a_policy_the_service_would_refuse(tmp_p
     assert named in capsys.readouterr().err
 
 
-def test_serve_refuses_to_start_with_a_laxer_policy(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("CDS_REQUIRE_JWT", "false")
-    monkeypatch.setenv("CDS_POLICY_FILE", policy_file(tmp_path, {"thresholds": {"crcl_esrd_below": 0}}))
-    assert main(["serve", "--port", "1"]) == 2
-    assert "thresholds.crcl_esrd_below: 0 is laxer than the bound min 5" in capsys.readouterr().err
+def test_serve_refuses_to_start_with_a_laxer_policy(tmp_path):
+    environment = {**os.environ, "CDS_REQUIRE_JWT": "false", "CDS_DATA_DIR": str(tmp_path),
+                   "CDS_POLICY_FILE": policy_file(tmp_path, {"thresholds": {"crcl_esrd_below": 0}})}
+    served = subprocess.run([sys.executable, "-m", "cds_service.cli", "serve", "--port", "1"], env=environment,
+                            capture_output=True, text=True, timeout=120)
+    assert served.returncode == 2
+    assert "thresholds.crcl_esrd_below: 0 is laxer than the bound min 5" in served.stderr

@@ -21,11 +21,14 @@ class InMemoryReplayCache:
     """Thread-safe, per-process :class:`ReplayCache`; prunes expired entries.
 
     With several worker processes a ``jti`` replayed to another worker is not
-    detected; a shared store can implement :class:`ReplayCache` instead.
+    detected; a shared store can implement :class:`ReplayCache` instead
+    (``audit.replay_cache.DatabaseReplayCache``). At most ``max_entries`` pairs
+    are kept: beyond that the one expiring soonest is forgotten first.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, max_entries: int = 100_000) -> None:
         self._clock = clock
+        self._max_entries = max_entries
         self._lock = threading.Lock()
         self._expiry: dict[tuple[str, str], float] = {}
         self._heap: list[tuple[float, tuple[str, str]]] = []
@@ -39,6 +42,9 @@ class InMemoryReplayCache:
                 return True
             self._expiry[key] = expires_at
             heapq.heappush(self._heap, (expires_at, key))
+            while len(self._expiry) > self._max_entries:
+                _, oldest = heapq.heappop(self._heap)
+                self._expiry.pop(oldest, None)
             return False
 
     def __len__(self) -> int:

@@ -20,8 +20,9 @@ Verification order (``ClientAuthenticator.authenticate``):
    (or, with no ``jku`` in the token, the client's configured jku URLs),
    cached per URL and refetched on an unknown ``kid`` at most once per
    ``jwks_refetch_interval`` seconds per URL.
-4. ``jwt.decode``: signature, ``aud`` == public base URL + endpoint path (string
-   or array; base URLs come from configuration, never from the request),
+4. ``jwt.decode``: signature, ``aud`` == public base URL (or one of the client's
+   ``audience_base_urls``) + endpoint path (string or array; base URLs come from
+   configuration, never from the request),
    ``iss``, ``exp``/``nbf``/``iat`` with leeway, required claims.
 5. Lifetime cap (``exp - iat`` <= 1 h), tenant allow-list, and finally the
    ``jti`` replay check (last, so rejected tokens do not burn a ``jti``).
@@ -115,7 +116,7 @@ class ClientAuthenticator:
             c in endpoint_path for c in "?# \t\r\n"
         ):
             raise ValueError("endpoint_path must be a plain absolute path such as '/cds-services'")
-        ctx: dict[str, Any] = {"iss": None, "kid": None, "jti": None}
+        ctx: dict[str, Any] = {"iss": None, "kid": None, "jti": None, "aud": None, "expected_aud": None}
         token: str | None = None
         try:
             token = _bearer_token(authorization_header)
@@ -123,8 +124,8 @@ class ClientAuthenticator:
         except Unauthorized as exc:
             reason = _scrub(exc.reason, token)
             log.warning(
-                "CDS client JWT rejected: %s (iss=%r kid=%r jti=%r endpoint=%s)",
-                reason, ctx["iss"], ctx["kid"], ctx["jti"], endpoint_path,
+                "CDS client JWT rejected: %s (iss=%r kid=%r jti=%r endpoint=%s aud=%r expected_aud=%r)",
+                reason, ctx["iss"], ctx["kid"], ctx["jti"], endpoint_path, ctx["aud"], ctx["expected_aud"],
             )
             if reason != exc.reason:
                 raise Unauthorized(reason) from None
@@ -142,6 +143,7 @@ class ClientAuthenticator:
         if jku is not None and jku not in client.jku_urls:
             raise Unauthorized("jku not on the issuer's allow-list")
         jwk = self._resolve_key(client, header["kid"], jku)
+        ctx["expected_aud"] = self._audiences(client, endpoint_path)
         claims = self._decode(token, _pyjwk_for(jwk, alg), alg, client, endpoint_path)
         ctx["jti"] = _short(claims.get("jti"))
         self._check_claims(claims, client)
@@ -177,6 +179,8 @@ class ClientAuthenticator:
         iss = unverified.get("iss")
         ctx["iss"] = _short(iss)
         ctx["jti"] = _short(unverified.get("jti"))
+        aud = unverified.get("aud")
+        ctx["aud"] = [_short(a) for a in aud[:5]] if isinstance(aud, list) else _short(aud)
         client = self._clients.get(iss) if isinstance(iss, str) else None
         if client is None:
             raise Unauthorized("iss is not a trusted client")
@@ -185,13 +189,12 @@ class ClientAuthenticator:
     def _decode(
         self, token: str, key: jwt.PyJWK, alg: str, client: TrustedClient, endpoint_path: str
     ) -> dict[str, Any]:
-        bases = client.audience_base_urls or (self._public_base_url,)
         try:
             return jwt.decode(
                 token,
                 key,
                 algorithms=[alg],
-                audience=[base + endpoint_path for base in bases],
+                audience=self._audiences(client, endpoint_path),
                 issuer=client.issuer,
                 leeway=self._leeway,
                 options={"require": _REQUIRED_CLAIMS, "enforce_minimum_key_length": True},
@@ -200,6 +203,12 @@ class ClientAuthenticator:
             raise Unauthorized("malformed token or bad signature") from None
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"{type(exc).__name__}: {exc}") from None
+
+    def _audiences(self, client: TrustedClient, endpoint_path: str) -> list[str]:
+        """The accepted ``aud`` values: the service's public base URL (always) and the client's own
+        ``audience_base_urls``, each plus the endpoint path."""
+        bases = dict.fromkeys((*client.audience_base_urls, self._public_base_url))
+        return [base + endpoint_path for base in bases]
 
     def _check_claims(self, claims: dict[str, Any], client: TrustedClient) -> None:
         for name in ("exp", "iat", "nbf"):

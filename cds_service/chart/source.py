@@ -13,7 +13,9 @@ not be had is listed in ``Chart.unavailable`` so that a card can say which check
 """
 
 import concurrent.futures
+import contextvars
 import dataclasses
+import hashlib
 import logging
 import re
 import threading
@@ -30,6 +32,7 @@ from cds_service.chart.fetch import FhirUnavailable
 from cds_service.fhir.read import child
 from cds_service.fhir.read import items
 from cds_service.fhir.read import text
+from cds_service.metrics import metrics
 from cds_service.orders.products import medication_index
 
 log = logging.getLogger(__name__)
@@ -147,6 +150,8 @@ class _Gathering:
         self.medications: dict[str, Mapping[str, Any]] = {}
         self.asked: set[str] = set()
         self.pending: dict[concurrent.futures.Future, tuple[_Task, tuple]] = {}
+        # Cached data is only ever reused under the same access token (hashed: never kept in clear).
+        self.token_key = hashlib.sha256((envelope.access_token or "").encode()).hexdigest()
         self.queries = 0
 
     def run(self, medication_references: Iterable[str]) -> Chart:
@@ -205,16 +210,19 @@ class _Gathering:
                 self._start(_Task(key, "medication", absolute), f"{self.server}/{key}", "Medication", 1)
 
     def _start(self, task: _Task, url: str, expect: str, max_pages: int) -> None:
-        cache_key = (self.server, self.envelope.patient_id, url)
+        cache_key = (self.token_key, self.server, self.envelope.patient_id, url)
         cached = self.source.cache.get(cache_key)
         if cached is not None:
+            metrics().fhir_queries.labels("cached").inc()
             self._record(task, cached)
         elif time.monotonic() >= self.deadline:
+            metrics().fhir_queries.labels("timed-out").inc()
             self._record(task, FhirUnavailable(fhir_fetch.TIMED_OUT))
         else:
             self.queries += 1
             future = self.source.executor.submit(
-                _fetch, self.source.session, self.server, url, token=self.envelope.access_token, expect=expect,
+                contextvars.copy_context().run, _fetch, self.source.session, self.server, url,
+                token=self.envelope.access_token, expect=expect,
                 timeout=self.settings.fhir_timeout_seconds, deadline=self.deadline, max_pages=max_pages)
             self.pending[future] = (task, cache_key)
 
@@ -227,9 +235,11 @@ class _Gathering:
                 outcome = future.result()
                 if isinstance(outcome, Fetched):
                     self.source.cache.put(cache_key, outcome)
+                metrics().fhir_queries.labels("ok" if isinstance(outcome, Fetched) else "unavailable").inc()
                 self._record(task, outcome)
         for future, (task, _) in list(self.pending.items()):
             future.cancel()  # not started yet: never runs; running: ends within its own timeout
+            metrics().fhir_queries.labels("timed-out").inc()
             self._record(task, FhirUnavailable(fhir_fetch.TIMED_OUT))
         self.pending.clear()
 
@@ -307,10 +317,11 @@ def _medication_target(reference: Any) -> tuple[str, str | None] | None:
 
 
 class _Cache:
-    """Fetched results by (fhirServer, patientId, query URL), kept ``seconds`` (0 = off).
+    """Fetched results by (SHA-256 of the access token, fhirServer, patientId, query URL), kept
+    ``seconds`` (0 = off), at most ``MAX_ENTRIES`` of them.
 
-    The access token is not part of the key: within the window, a request to the same server
-    for the same patient reuses what an earlier request (maybe another user's) fetched.
+    The token is part of the key: a request is never answered with data fetched under another
+    client's (or user's) token; it reuses only what a request with the same token fetched.
     """
 
     MAX_ENTRIES = 10_000

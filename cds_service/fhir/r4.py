@@ -9,10 +9,10 @@ from pydantic import ValidationError
 
 def prune(value: Any) -> Any:
     """``value`` without None, empty strings, empty lists or empty objects, at any depth."""
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):  # plain dicts first: the abstract check is slow
         pruned = {key: prune(item) for key, item in value.items()}
         return {key: item for key, item in pruned.items() if item not in (None, "", [], {})}
-    if isinstance(value, (list, tuple)):
+    if type(value) is list or isinstance(value, tuple):
         pruned = [prune(item) for item in value]
         return [item for item in pruned if item not in (None, "", [], {})]
     return value

@@ -9,28 +9,36 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+# Parsed JSON is made of plain dicts: ``type(x) is dict`` answers first, and the abstract
+# ``isinstance(x, Mapping)`` check (ten times slower) runs only for other mappings.
+
+def _get(resource: Any, key: str) -> Any:
+    return resource.get(key) if type(resource) is dict or isinstance(resource, Mapping) else None
+
 
 def child(resource: Any, key: str) -> Mapping[str, Any]:
     """The object at ``key``, or an empty mapping."""
-    value = resource.get(key) if isinstance(resource, Mapping) else None
-    return value if isinstance(value, Mapping) else {}
+    value = _get(resource, key)
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
 def items(resource: Any, key: str) -> list[Mapping[str, Any]]:
     """The objects in the list at ``key`` (non-objects skipped), or an empty list."""
-    value = resource.get(key) if isinstance(resource, Mapping) else None
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+    value = _get(resource, key)
+    if type(value) is not list:
+        return []
+    return [item for item in value if type(item) is dict or isinstance(item, Mapping)]
 
 
 def text(resource: Any, key: str) -> str | None:
     """The non-empty string at ``key``, or None."""
-    value = resource.get(key) if isinstance(resource, Mapping) else None
-    return value if isinstance(value, str) and value.strip() else None
+    value = _get(resource, key)
+    return value if type(value) is str and value.strip() else None
 
 
 def number(resource: Any, key: str) -> float | None:
     """The finite number at ``key`` (booleans are not numbers), or None."""
-    value = resource.get(key) if isinstance(resource, Mapping) else None
+    value = _get(resource, key)
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return None
     return float(value)

@@ -1,6 +1,7 @@
 """What the views work with, built once by ``create_app`` and reached through one typed accessor."""
 
 import dataclasses
+from typing import Any
 
 from flask import Flask
 from flask import current_app
@@ -20,6 +21,7 @@ class Components:
     discovery: dict
     authenticator: ClientAuthenticator | None  # None: authentication off (CDS_REQUIRE_JWT=false)
     audit: Audit | None = None  # None: audit off (CDS_AUDIT_ENABLED=false)
+    database: Any = None  # what /readyz pings (``ping()`` raising when the database is unreachable), if any
 
 
 def install(app: Flask, components: Components) -> None:

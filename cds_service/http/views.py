@@ -18,11 +18,15 @@ from werkzeug.wsgi import get_input_stream
 from cds_service.audit import AuditUnavailable
 from cds_service.audit import HookCall
 from cds_service.audit import parse_feedback_items
+from cds_service.auth import Unauthorized
 from cds_service.contract import SERVICES_BY_ID
 from cds_service.errors import NotFound
 from cds_service.errors import ServiceUnavailable
 from cds_service.errors import operation_outcome
 from cds_service.http.components import components
+from cds_service.http.observability import readiness
+from cds_service.metrics import metrics
+from cds_service.metrics import rejection_kind
 from cds_service.request.envelope import parse_envelope
 from cds_service.request.envelope import parse_json_object
 
@@ -62,7 +66,11 @@ def authenticate():
         log.warning("JWT authentication is OFF (CDS_REQUIRE_JWT=false): local use only")
         return
     try:
-        g.claims = authenticator.authenticate(request.headers.get("Authorization"), request.path)
+        with metrics().phase_seconds.labels("auth").time():
+            g.claims = authenticator.authenticate(request.headers.get("Authorization"), request.path)
+    except Unauthorized as error:
+        metrics().jwt_rejections.labels(rejection_kind(error.reason)).inc()
+        raise
     except ValueError:  # a path no audience can name (e.g. with spaces): no such service
         raise NotFound(f"No CDS service at '{request.path}'. See GET /cds-services.") from None
 
@@ -75,7 +83,8 @@ def discovery():
 @cds.post("/cds-services/<service_id>")
 def call_service(service_id: str):
     service = _service(service_id)
-    envelope = parse_envelope(parse_json_object(_body()), service.hook)
+    with metrics().phase_seconds.labels("parse").time():
+        envelope = parse_envelope(parse_json_object(_body()), service.hook)
     g.hook_instance = envelope.hook_instance
     assessment = components().check.assess(envelope)
     response = assessment.response
@@ -85,6 +94,10 @@ def call_service(service_id: str):
                         assessment.order_references)
         response = {**response, "cards": audit.record_response(call, response["cards"], assessment.rule_ids)}
     g.card_topics = [card["source"]["topic"]["code"] for card in response["cards"]]
+    g.rule_ids = list(dict.fromkeys(rule_id for ids in assessment.rule_ids for rule_id in ids))
+    g.card_ids = [card.get("uuid") for card in response["cards"]]
+    for card in response["cards"]:
+        metrics().cards.labels(card["source"]["topic"]["code"], card["indicator"]).inc()
     return jsonify(response)
 
 
@@ -98,6 +111,8 @@ def feedback(service_id: str):
         raise ServiceUnavailable("Feedback is not stored: the audit is off (CDS_AUDIT_ENABLED=false).")
     try:
         outcomes = audit.store_feedback(service_id, items)
+        for item in items:
+            metrics().feedback.labels(item.outcome).inc()
     except AuditUnavailable:
         raise ServiceUnavailable("Feedback could not be stored (audit database unavailable); "
                                  "please retry later.") from None
@@ -124,6 +139,7 @@ def log_request(response):
         "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
         "hookInstance": g.get("hook_instance"), "cardTopics": g.get("card_topics"),
         "policy": _policy_identity(),
+        **_client_fields(), "cardIds": g.get("card_ids"), "ruleIds": g.get("rule_ids"),
     }})
     return response
 
@@ -131,6 +147,12 @@ def log_request(response):
 def _policy_identity() -> dict:
     identity = components().check.policy.identity
     return {"name": identity.name, "hash": identity.hash}
+
+
+def _client_fields() -> dict:
+    """The verified client's issuer and tenant (no subject, no token)."""
+    claims = g.get("claims") or {}
+    return {"iss": claims.get("iss"), "tenant": claims.get("tenant")}
 
 
 @health.get("/healthz")
@@ -141,6 +163,6 @@ def healthz():
 
 @health.get("/readyz")
 def readyz():
-    """Knowledge is loaded and the service can answer hooks."""
-    return jsonify({"status": "ready", "knowledgeVersion": components().check.knowledge.version,
-                    "policy": _policy_identity()})
+    """Knowledge is loaded, the service can answer hooks, is not draining, and reaches a required database."""
+    body, status = readiness()
+    return jsonify(body), status

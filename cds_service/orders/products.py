@@ -86,8 +86,11 @@ class Medication:
 class MedicationMatcher:
     """Built once per knowledge version; identifies medications in FHIR resources."""
 
+    TEXT_CACHE_SIZE = 4096  # distinct medication texts remembered (drug names repeat across charts)
+
     def __init__(self, knowledge: Knowledge):
         self.knowledge = knowledge
+        self._text_cache: dict[str, tuple[MedicationMatch, ...]] = {}
 
     def identify(self, resource: Mapping, known_medications: Mapping[str, Mapping] = {}) -> Medication:
         """The medication of a MedicationRequest/Statement/Order, resolving references."""
@@ -140,7 +143,15 @@ class MedicationMatcher:
         return dataclasses.replace(match, strength_mg=strength, strength_in_words=True) if strength is not None else match
 
     def _text_matches(self, text: str) -> list[MedicationMatch]:
-        return [MedicationMatch(ingredient, route, None, None) for ingredient, route in self.knowledge.ingredients_in_text(text)]
+        """Ingredients named in ``text``; the regular-expression search runs once per distinct text."""
+        found = self._text_cache.get(text)
+        if found is None:
+            found = tuple(MedicationMatch(ingredient, route, None, None)
+                          for ingredient, route in self.knowledge.ingredients_in_text(text))
+            if len(self._text_cache) >= self.TEXT_CACHE_SIZE:
+                self._text_cache.clear()  # bounded; a thread racing this only recomputes
+            self._text_cache[text] = found
+        return list(found)
 
 
 def _concept_texts(concept: Mapping) -> list[str]:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from cds_service.cards.render import render_cards
 from cds_service.chart.prefetch import prefetch_templates
 from cds_service.chart.source import ChartSource
+from cds_service.chart.source import RequestScope
+from cds_service.chart.source import ServerAllowList
 from cds_service.errors import CdsError
 from cds_service.errors import PreconditionFailed
 from cds_service.fhir.read import child
@@ -53,17 +55,25 @@ class OrderCheck:
         self.chart_source = chart_source
         self.clock = clock
 
-    def evaluate(self, envelope: Envelope) -> dict:
-        """The CDS Hooks response for one request."""
+    def evaluate(self, envelope: Envelope, fhir_servers: ServerAllowList | None = None) -> dict:
+        """The CDS Hooks response for one request.
+
+        ``fhir_servers``: the FHIR servers the calling client may name (None: the settings' default).
+        Every gathering of the request shares one scope: one deadline, one byte budget.
+        """
+        with self.chart_source.scope(fhir_servers) as scope:
+            return self._evaluate(envelope, scope)
+
+    def _evaluate(self, envelope: Envelope, scope: RequestScope) -> dict:
         try:
             orders = find_milnacipran_orders(envelope, self.matcher)
             unresolved = self._unresolved_medication_references(envelope, orders)
             if unresolved:  # read only those Medications first: most such orders are not milnacipran
-                fetched = self.chart_source.gather(envelope, {}, unresolved).medications
+                fetched = self.chart_source.gather(envelope, {}, unresolved, scope).medications
                 orders = find_milnacipran_orders(envelope, self.matcher, fetched)
             if not orders:
                 return {"cards": []}
-            chart = self.chart_source.gather(envelope, self.templates)
+            chart = self.chart_source.gather(envelope, self.templates, (), scope)
             if chart.patient is None:
                 raise PreconditionFailed("The Patient resource could not be had from prefetch or the FHIR server, "
                                          "so no milnacipran check could be made.")

@@ -102,6 +102,18 @@ FIELDS = (
           "Reuse fetched chart data for the same patient and FHIR server for this long (0 = off)."),
     Field("cors_allow_origin", str, "*", "Value of Access-Control-Allow-Origin."),
     Field("log_level", _log_level, "INFO", "Python log level of the JSON logs."),
+    # issue 13: robustness (FHIR allow-list, bulkheads, memory budgets)
+    Field("fhir_allowed_servers", str, "",
+          "FHIR servers (origins, comma-separated) a request may name when JWT authentication is off, besides "
+          "loopback; `*` = any. With authentication on, the trusted-clients file's `fhir_servers` decides."),
+    Field("fhir_max_concurrent_per_server", _whole_number(1, 64), "8",
+          "Most queries running at once against one FHIR server origin (its bulkhead)."),
+    Field("fhir_max_body_bytes", _whole_number(1000, 20_000_000), "4000000",
+          "Largest FHIR response body read for one page of one query (decoded); more makes the key unavailable."),
+    Field("fhir_request_budget_bytes", _whole_number(1000, 100_000_000), "8000000",
+          "Most bytes of FHIR response bodies one request may hold."),
+    Field("fhir_process_budget_bytes", _whole_number(1000, 1_000_000_000), "32000000",
+          "Most bytes of FHIR response bodies all requests of one worker process may hold at once."),
 )
 
 
@@ -124,6 +136,11 @@ class Settings:
     chart_cache_seconds: float
     cors_allow_origin: str
     log_level: str
+    fhir_allowed_servers: str
+    fhir_max_concurrent_per_server: int
+    fhir_max_body_bytes: int
+    fhir_request_budget_bytes: int
+    fhir_process_budget_bytes: int
 
 
 def load_settings(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:

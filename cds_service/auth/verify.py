@@ -130,6 +130,11 @@ class ClientAuthenticator:
                 raise Unauthorized(reason) from None
             raise
 
+    def fhir_servers_for(self, issuer: str) -> tuple[str, ...] | None:
+        """The FHIR servers a (verified) issuer may name in ``fhirServer``; None = any."""
+        client = self._clients.get(issuer)
+        return client.fhir_servers if client is not None else ()
+
     # ---- steps
 
     def _verify(self, token: str, endpoint_path: str, ctx: dict[str, Any]) -> dict:

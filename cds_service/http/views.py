@@ -15,6 +15,7 @@ from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
+from cds_service.chart.source import ServerAllowList
 from cds_service.contract import SERVICES_BY_ID
 from cds_service.errors import NotFound
 from cds_service.http.components import components
@@ -38,6 +39,14 @@ def _body() -> bytes:
     if len(data) > limit:
         raise RequestEntityTooLarge()
     return data
+
+
+def _fhir_servers() -> ServerAllowList | None:
+    """The FHIR servers this client may name: its trusted-clients entry's, or (no JWT) the settings' default."""
+    authenticator = components().authenticator
+    if authenticator is None or "claims" not in g:
+        return None
+    return ServerAllowList.of(authenticator.fhir_servers_for(g.claims["iss"]))
 
 
 def _service(service_id: str):
@@ -73,7 +82,7 @@ def call_service(service_id: str):
     service = _service(service_id)
     envelope = parse_envelope(parse_json_object(_body()), service.hook)
     g.hook_instance = envelope.hook_instance
-    response = components().check.evaluate(envelope)
+    response = components().check.evaluate(envelope, _fhir_servers())
     g.card_topics = [card["source"]["topic"]["code"] for card in response["cards"]]
     return jsonify(response)
 

@@ -9,8 +9,9 @@ CHECKS_BY_KEY = {
     "bodyMeasures": "Cockcroft-Gault creatinine clearance",
     "vitalSigns": "blood pressure and heart rate",
     "otherLabs": "liver tests, sodium, pregnancy test",
-    "medicationRequests": "MAOI, linezolid and other interactions (ordered drugs)",
-    "medicationStatements": "MAOI, linezolid and other interactions (reported drugs)",
+    "medicationRequests": "the MAOI, linezolid and methylene blue checks, and the other interaction checks (ordered drugs)",
+    "medicationStatements": "the MAOI, linezolid and methylene blue checks, and the other interaction checks "
+                            "(reported drugs)",
     "conditions": "ESRD, hypertension and other problem-list precautions",
     "dialysisProcedures": "dialysis",
 }
@@ -20,7 +21,7 @@ MEDICATION_RESOURCES = ("Medication/", "MedicationRequest/", "MedicationStatemen
 
 def _checks(key: str) -> str:
     if key.startswith(MEDICATION_RESOURCES):
-        return "which drug a medication order refers to (MAOI and interaction checks)"
+        return "which drug a medication order refers to (the MAOI, linezolid and methylene blue checks, and interactions)"
     return CHECKS_BY_KEY.get(key, "related checks")
 
 
@@ -31,7 +32,8 @@ def unavailable_data(orders, snapshot, policy):
         return []
     blind = any(u.key in MEDICATION_KEYS or u.key.startswith(MEDICATION_RESOURCES) for u in missing)
     lines = [f"{u.key}: {u.reason} — not fully checked: {_checks(u.key)}" for u in missing]
-    summary = ("Medication data missing or incomplete: MAOI and interaction checks may have missed drugs. Review them."
+    summary = ("Medication data missing, unreadable or incomplete: the MAOI, linezolid and methylene blue checks "
+               "may have missed drugs. Review the medication list."
                if blind else "Some chart data were unavailable: some milnacipran checks did not run (see details).")
     return [Finding("warning" if blind else "info", summary,
                     "A check that could not run is not a check that passed.\n\n" + bullet_list(lines),

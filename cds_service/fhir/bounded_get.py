@@ -1,0 +1,194 @@
+"""One capped, deadline-bounded HTTP GET, used for FHIR servers and for client JWK Sets alike.
+
+``get_body`` reads a response body in chunks of at most one socket read each and stops it:
+
+* at ``deadline`` (a ``time.monotonic()`` instant): a server that trickles bytes is cut off,
+  although each socket read is within the connect/read timeout;
+* at ``max_bytes`` of *decoded* body: gzip and deflate are decoded here, a bounded slice at a
+  time (``zlib`` ``max_length``), never by urllib3, so a small compressed body cannot expand
+  into a huge one in memory; any other ``Content-Encoding`` is refused;
+* when a ``Budget`` (a per-request allowance, itself drawn from a per-process one) runs out.
+
+Redirects are never followed. Every failure is a ``Refused`` whose ``kind`` is one of a few
+words (timed out, refused, unreadable, too large) that may be shown; ``detail`` (status code,
+error class) is for the log only. Neither carries a URL, a query or a token.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import zlib
+
+import requests
+import urllib3.exceptions
+
+CHUNK_BYTES = 65_536
+
+TIMED_OUT = "timed out"
+REFUSED = "refused"
+UNREADABLE = "unreadable"
+TOO_LARGE = "too large"
+
+
+class Refused(Exception):
+    """The GET gave no usable body. ``kind``: TIMED_OUT, REFUSED, UNREADABLE or TOO_LARGE; ``detail``: log only."""
+
+    def __init__(self, kind: str, detail: str = ""):
+        super().__init__(kind)
+        self.kind = kind
+        self.detail = detail or kind
+
+
+class Budget:
+    """Bytes that response bodies may hold; thread-safe.
+
+    A budget may draw on a ``parent`` (the per-process budget): ``take`` succeeds only if both
+    have room. ``close`` gives everything back to the parent and refuses any later ``take``, so
+    an abandoned query that is still reading cannot keep memory the request no longer owns.
+    """
+
+    def __init__(self, limit: int, parent: Budget | None = None):
+        self.limit = limit
+        self.parent = parent
+        self.used = 0
+        self.peak = 0
+        self.closed = False
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if self.closed or self.used + size > self.limit:
+                return False
+            if self.parent is not None and not self.parent.take(size):
+                return False
+            self.used += size
+            self.peak = max(self.peak, self.used)
+            return True
+
+    def give_back(self, size: int) -> None:
+        with self._lock:
+            size = min(size, self.used)
+            self.used -= size
+        if self.parent is not None:
+            self.parent.give_back(size)
+
+    def close(self) -> None:
+        with self._lock:
+            held, self.used, self.closed = self.used, 0, True
+        if self.parent is not None and held:
+            self.parent.give_back(held)
+
+
+class _Decoder:
+    """Content-Encoding identity, gzip or deflate, decoded at most ``limit`` bytes at a time."""
+
+    def __init__(self, encoding: str):
+        encoding = encoding.strip().lower()
+        if encoding in ("", "identity"):
+            self._inflate = None
+        elif encoding in ("gzip", "x-gzip"):
+            self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self._inflate = zlib.decompressobj(32 + zlib.MAX_WBITS)  # zlib header; raw deflate is refused below
+        else:
+            raise Refused(UNREADABLE, f"content encoding {encoding[:20]!r}")
+
+    def feed(self, data: bytes, limit: int) -> list[bytes]:
+        """The decoded pieces of ``data``; more than ``limit`` bytes in all raises TOO_LARGE."""
+        if self._inflate is None:
+            if len(data) > limit:
+                raise Refused(TOO_LARGE)
+            return [data] if data else []
+        pieces, total = [], 0
+        try:
+            while data:
+                piece = self._inflate.decompress(data, max(1, limit - total + 1))
+                total += len(piece)
+                if total > limit:
+                    raise Refused(TOO_LARGE, "decoded body over the cap")
+                pieces.append(piece)
+                data = self._inflate.unconsumed_tail
+        except zlib.error:
+            raise Refused(UNREADABLE, "corrupt compressed body") from None
+        return pieces
+
+
+def get_body(session: requests.Session, url: str, *, headers: dict[str, str], timeout: float, deadline: float,
+             max_bytes: int, budget: Budget | None = None) -> bytes:
+    """The body of a 200 answer to GET ``url``; ``Refused`` for anything else.
+
+    Bytes taken from ``budget`` stay taken (the caller's result holds them) until the budget is
+    closed; a refused read gives back what it took.
+    """
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise Refused(TIMED_OUT, "no time left")
+    seconds = min(timeout, remaining)
+    taken = 0
+    try:
+        with session.get(url, headers={"Accept-Encoding": "gzip, deflate", **headers}, timeout=(seconds, seconds),
+                         allow_redirects=False, stream=True) as response:
+            if response.status_code != 200:
+                raise Refused(REFUSED, f"answered {response.status_code}")
+            decoder = _Decoder(response.headers.get("Content-Encoding", ""))
+            chunks, size = [], 0
+            while chunk := response.raw.read1(CHUNK_BYTES, decode_content=False):
+                for piece in decoder.feed(chunk, max_bytes - size):
+                    size += len(piece)
+                    if budget is not None:
+                        if not budget.take(len(piece)):
+                            raise Refused(TOO_LARGE, "over the memory budget for FHIR bodies")
+                        taken += len(piece)
+                    chunks.append(piece)
+                if time.monotonic() > deadline:
+                    raise Refused(TIMED_OUT, "deadline passed while reading the body")
+            body = b"".join(chunks)
+            chunks.clear()
+            return body
+    except Refused:
+        if budget is not None and taken:
+            budget.give_back(taken)
+        raise
+    except requests.Timeout:
+        if budget is not None and taken:
+            budget.give_back(taken)
+        raise Refused(TIMED_OUT, "socket timeout") from None
+    except (requests.RequestException, OSError, ValueError) as error:
+        if budget is not None and taken:
+            budget.give_back(taken)
+        raise Refused(_timeout_or_refused(error), _connection_detail(error)) from None
+
+
+def _timeout_or_refused(error: BaseException) -> str:
+    causes = _causes(error)
+    if any(isinstance(c, (ConnectionRefusedError, socket.gaierror, urllib3.exceptions.SSLError)) for c in causes):
+        return REFUSED      # (urllib3's NewConnectionError is also a TimeoutError: check these first)
+    if any(isinstance(c, (socket.timeout, TimeoutError, urllib3.exceptions.TimeoutError)) for c in causes):
+        return TIMED_OUT
+    return REFUSED
+
+
+def _connection_detail(error: BaseException) -> str:
+    """What went wrong on the network, for the log: error class names only, no URL."""
+    causes = _causes(error)
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return "connection refused"
+    if any(isinstance(c, socket.gaierror) for c in causes):
+        return "host name not resolved"
+    if any(isinstance(c, urllib3.exceptions.SSLError) for c in causes):
+        return "TLS failed"
+    return "connection failed: " + " <- ".join(type(c).__name__ for c in causes[:4])
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error, its causes and contexts, and what urllib3 wraps (``reason``, ``args``)."""
+    seen, todo = [], [error]
+    while todo and len(seen) < 20:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+    return seen

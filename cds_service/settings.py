@@ -89,7 +89,7 @@ FIELDS = (
     Field("trusted_clients_file", _optional_text, "",
           "JSON file of trusted EHR issuers and their keys (see Connecting an EHR)."),
     Field("jwt_leeway_seconds", _seconds(0, 300, zero_allowed=True), "60", "Clock leeway for `exp`/`nbf`."),
-    Field("jwks_refetch_seconds", _seconds(0, 86400, zero_allowed=True), "60",
+    Field("jwks_refetch_seconds", _seconds(0, 86400, zero_allowed=True), "5",
           "Least time between two fetches of a client's JWKS for an unknown `kid`."),
     Field("max_body_bytes", _whole_number(1, 100_000_000), "5000000", "Largest request body accepted; larger ones get 413."),
     Field("policy_file", _optional_text, "",

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from cds_service.chart import fetch as fhir_fetch
 from cds_service.chart.fetch import Fetched
 from cds_service.chart.fetch import FhirUnavailable
+from cds_service.chart.readable import is_error_outcome
 from cds_service.chart.readable import read_value
 from cds_service.chart.readable import search_resources
 from cds_service.chart.readable import total_contradicts
@@ -138,12 +139,13 @@ def resource_type_of(template: str) -> str:
 
 
 def is_operation_outcome(value: Any) -> bool:
-    """An OperationOutcome, alone or as the only kind of entry in a Bundle."""
+    """An OperationOutcome, alone or as the only kind of entry in a Bundle (one of them an error)."""
     if text(value, "resourceType") == "OperationOutcome":
         return True
     entries = [child(entry, "resource") for entry in items(value, "entry")]
     return text(value, "resourceType") == "Bundle" and bool(entries) and all(
-        text(resource, "resourceType") == "OperationOutcome" for resource in entries)
+        text(resource, "resourceType") == "OperationOutcome" for resource in entries) and any(
+        is_error_outcome(resource) for resource in entries)  # information only: a readable "none"
 
 
 def bundle_resources(value: Any) -> list[Mapping[str, Any]]:

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 POOL_SIZE = 32                      # pooled connections per FHIR origin at most (the lanes are smaller)
 MAX_LANES = 32                      # FHIR origins with their own thread pool at once (least recently used go)
-LANE_QUEUE_FACTOR = 4               # queries waiting for one origin, as a multiple of its threads, before "busy"
+LANE_QUEUE_FACTOR = 32              # queries running or waiting for one origin, per lane thread, before "busy"
 NOT_ALLOWED = "fhirServer is not allowed for this client, so it was not contacted"
 _TOKEN = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _CONTEXT_TOKENS = {"context.patientId": "patient_id", "context.userId": "user_id",
@@ -255,6 +255,7 @@ class _Lanes:
 
     def __init__(self, threads: int):
         self.threads = threads
+        self.queue = threads * LANE_QUEUE_FACTOR     # cancelled (abandoned) queries leave the count at once
         self.pools: dict[tuple, tuple[concurrent.futures.ThreadPoolExecutor, list]] = {}
         self.lock = threading.Lock()
 
@@ -269,7 +270,7 @@ class _Lanes:
             while len(self.pools) > MAX_LANES:
                 old = next(iter(self.pools))
                 self.pools.pop(old)[0].shutdown(wait=False, cancel_futures=True)
-            if waiting[0] >= self.threads * LANE_QUEUE_FACTOR:
+            if waiting[0] >= self.queue:
                 return None
             waiting[0] += 1
         future = pool.submit(fn, *args, **kwargs)

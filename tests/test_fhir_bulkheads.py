@@ -2,7 +2,6 @@
 and the FHIR servers each client may name."""
 
 import copy
-import datetime
 import json
 import threading
 import time

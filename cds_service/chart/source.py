@@ -38,6 +38,7 @@ from cds_service.chart.readable import is_error_outcome
 from cds_service.chart.readable import read_value
 from cds_service.chart.readable import search_resources
 from cds_service.chart.readable import total_contradicts
+from cds_service.fhir import bounded_get
 from cds_service.fhir.bounded_get import Budget
 from cds_service.fhir.read import child
 from cds_service.fhir.read import items
@@ -219,6 +220,7 @@ class ChartSource:
         self.settings = settings
         self.session = session if session is not None else fhir_fetch.new_session(POOL_SIZE)
         self.lanes = _Lanes(settings.fhir_max_concurrent_per_server)
+        bounded_get.return_large_buffers_to_the_os()
         self.process_budget = Budget(settings.fhir_process_budget_bytes)
         self.cache = _Cache(settings.chart_cache_seconds)
         self.default_servers = allowed_servers_setting(settings.fhir_allowed_servers)

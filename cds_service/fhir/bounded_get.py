@@ -32,6 +32,27 @@ UNREADABLE = "unreadable"
 TOO_LARGE = "too large"
 
 
+def return_large_buffers_to_the_os() -> bool:
+    """Make glibc serve every allocation of ``CHUNK_BYTES`` or more by ``mmap`` (a fixed threshold).
+
+    By default glibc raises its mmap threshold after freeing a large buffer, so that later body
+    chunks come from the heap of the thread's arena, where freed memory is rarely given back: a
+    worker then stays at its peak after a burst of large bodies. With the threshold fixed, each
+    chunk and each joined body is unmapped when freed. Process-wide; a no-op (False) elsewhere.
+    """
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, CHUNK_BYTES))
+    except (OSError, AttributeError):
+        return False
+
+
+M_MMAP_THRESHOLD = -3               # glibc's mallopt parameter number
+
+
 class Refused(Exception):
     """The GET gave no usable body. ``kind``: TIMED_OUT, REFUSED, UNREADABLE or TOO_LARGE; ``detail``: log only."""
 
@@ -99,6 +120,7 @@ class _Decoder:
         """The decoded pieces of ``data``; more than ``limit`` bytes in all raises TOO_LARGE."""
         if self._inflate is None:
             if len(data) > limit:
+                del data
                 raise Refused(TOO_LARGE)
             return [data] if data else []
         pieces, total = [], 0
@@ -106,12 +128,17 @@ class _Decoder:
             while data:
                 piece = self._inflate.decompress(data, max(1, limit - total + 1))
                 total += len(piece)
+                pieces.append(piece)
+                del piece
                 if total > limit:
                     raise Refused(TOO_LARGE, "decoded body over the cap")
-                pieces.append(piece)
                 data = self._inflate.unconsumed_tail
         except zlib.error:
+            pieces.clear()
             raise Refused(UNREADABLE, "corrupt compressed body") from None
+        except Refused:
+            pieces.clear()      # the traceback keeps this frame: not what was decoded
+            raise
         return pieces
 
 
@@ -126,39 +153,50 @@ def get_body(session: requests.Session, url: str, *, headers: dict[str, str], ti
     if remaining <= 0:
         raise Refused(TIMED_OUT, "no time left")
     seconds = min(timeout, remaining)
-    taken = 0
     try:
         with session.get(url, headers={"Accept-Encoding": "gzip, deflate", **headers}, timeout=(seconds, seconds),
                          allow_redirects=False, stream=True) as response:
             if response.status_code != 200:
                 raise Refused(REFUSED, f"answered {response.status_code}")
             decoder = _Decoder(response.headers.get("Content-Encoding", ""))
-            chunks, size = [], 0
-            while chunk := response.raw.read1(CHUNK_BYTES, decode_content=False):
-                for piece in decoder.feed(chunk, max_bytes - size):
-                    size += len(piece)
-                    if budget is not None:
-                        if not budget.take(len(piece)):
-                            raise Refused(TOO_LARGE, "over the memory budget for FHIR bodies")
-                        taken += len(piece)
-                    chunks.append(piece)
-                if time.monotonic() > deadline:
-                    raise Refused(TIMED_OUT, "deadline passed while reading the body")
-            body = b"".join(chunks)
-            chunks.clear()
-            return body
+            chunks: list[bytes] = []
+            try:
+                _read_into(chunks, response, decoder, deadline, max_bytes, budget)
+                return b"".join(chunks)
+            finally:
+                # a refused read's traceback keeps this frame alive until the cycle collector runs:
+                # it must not keep the chunks read so far (up to max_bytes per query) with it
+                chunks.clear()
     except Refused:
+        raise
+    except requests.Timeout:
+        raise Refused(TIMED_OUT, "socket timeout") from None
+    except (requests.RequestException, OSError, ValueError) as error:
+        raise Refused(_timeout_or_refused(error), _connection_detail(error)) from None
+
+
+def _read_into(chunks: list[bytes], response, decoder: _Decoder, deadline: float, max_bytes: int,
+               budget: Budget | None) -> int:
+    """Read the body into ``chunks``; return the bytes taken from ``budget`` (given back on failure)."""
+    size = taken = 0
+    try:
+        while chunk := response.raw.read1(CHUNK_BYTES, decode_content=False):
+            for piece in decoder.feed(chunk, max_bytes - size):
+                size += len(piece)
+                if budget is not None:
+                    if not budget.take(len(piece)):
+                        raise Refused(TOO_LARGE, "over the memory budget for FHIR bodies")
+                    taken += len(piece)
+                chunks.append(piece)
+            del chunk
+            if time.monotonic() > deadline:
+                raise Refused(TIMED_OUT, "deadline passed while reading the body")
+    except BaseException:
+        chunks.clear()
         if budget is not None and taken:
             budget.give_back(taken)
         raise
-    except requests.Timeout:
-        if budget is not None and taken:
-            budget.give_back(taken)
-        raise Refused(TIMED_OUT, "socket timeout") from None
-    except (requests.RequestException, OSError, ValueError) as error:
-        if budget is not None and taken:
-            budget.give_back(taken)
-        raise Refused(_timeout_or_refused(error), _connection_detail(error)) from None
+    return taken
 
 
 def _timeout_or_refused(error: BaseException) -> str:

@@ -24,6 +24,8 @@ import requests
 from cds_service.chart.readable import search_resources
 from cds_service.fhir import bounded_get
 from cds_service.fhir.bounded_get import Budget
+from cds_service.request.envelope import bounded_int
+from cds_service.request.envelope import finite_float
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +137,7 @@ def _get_json(session: requests.Session, url: str, token: str | None, timeout: f
     except bounded_get.Refused as refused:
         raise FhirUnavailable(REASONS[refused.kind], refused.detail) from None
     try:
-        body = json.loads(content, parse_constant=_no_constant)
+        body = json.loads(content, parse_constant=_no_constant, parse_float=finite_float, parse_int=bounded_int)
     except RecursionError:
         raise FhirUnavailable(UNREADABLE, "JSON nested too deeply") from None
     except ValueError:  # includes UnicodeDecodeError and NaN/Infinity

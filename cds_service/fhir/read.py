@@ -31,6 +31,10 @@ def text(resource: Any, key: str) -> str | None:
 def number(resource: Any, key: str) -> float | None:
     """The finite number at ``key`` (booleans are not numbers), or None."""
     value = resource.get(key) if isinstance(resource, Mapping) else None
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
-    return float(value)
+    try:
+        value = float(value)        # an int too large for a double raises OverflowError
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None

@@ -6,6 +6,7 @@ no ``intent``, no ``subject``) so that an ``update`` suggestion built from it ca
 """
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +33,7 @@ class MilnacipranOrder:
     dosing: Dosing | None
     has_id: bool                    # False: no suggestion can name this draft
     entry_index: int                # position among envelope.draft_entries()
+    implausible_dose: str | None = None   # the dose as ordered when it is implausible (then ``dosing`` is None)
 
     @property
     def id(self) -> str:
@@ -79,14 +81,35 @@ def find_milnacipran_orders(envelope: Envelope, matcher: MedicationMatcher,
             raise BadRequest("The draft milnacipran order is a DSTU2 MedicationOrder; this service reads FHIR R4 "
                              "MedicationRequest. Point the client (e.g. the CDS Hooks sandbox) at an R4 FHIR server.")
         draft = normalise_draft(resource, envelope.patient_id)
+        dosing = extract_dosing(draft, match.strength_mg)
+        implausible = implausible_dose(dosing, matcher.knowledge)
         orders.append(MilnacipranOrder(
             resource=draft,
             reference=f"MedicationRequest/{text(resource, 'id') or f'draft-{index}'}",
             patient_id=envelope.patient_id,
             display=medication.display,
             match=match,
-            dosing=extract_dosing(draft, match.strength_mg),
+            dosing=None if implausible else dosing,
             has_id=text(resource, "id") is not None,
             entry_index=index,
+            implausible_dose=implausible,
         ))
     return tuple(orders)
+
+
+def implausible_dose(dosing, knowledge) -> str | None:
+    """What is implausible about the ordered dose (1e308 mg, 0 mg, 1,000 doses a day), or None.
+
+    An implausible dose is never used in arithmetic: the dose checks show it instead.
+    """
+    if dosing is None:
+        return None
+    problems = []
+    for step in dosing.steps:
+        for kind, value, unit in (("dose_mg", step.mg_per_dose, "mg a dose"),
+                                  ("doses_per_day", step.doses_per_day, "doses a day"),
+                                  ("dose_mg_per_day", step.mg_per_day, "mg a day")):
+            if value is not None and not knowledge.plausible(kind, value):
+                shown = f"{value:.4g}" if math.isfinite(value) else "a number too large to use"
+                problems.append(f"{shown} {unit} ({knowledge.plausible_range_text(kind)})")
+    return "; ".join(dict.fromkeys(problems)) or None

@@ -25,6 +25,17 @@ def _bp_text(reading) -> str:
     return f"BP {systolic}/{diastolic} mmHg ({show_date(reading.when)})"
 
 
+def _implausible_lines(snapshot, policy, kinds=("blood_pressure", "heart_rate")) -> list[str]:
+    """Readings in the window left out as implausible (entry or unit errors), shown so they can be corrected."""
+    lines = []
+    for kind in kinds:
+        readings, ranges = snapshot.implausible.get(kind, ((), ""))
+        for reading in _recent(readings, snapshot, policy):
+            shown = _bp_text(reading) if kind == "blood_pressure" else f"HR {reading.value:.4g}/min ({show_date(reading.when)})"
+            lines.append(f"Not used, implausible value: {shown} ({ranges})")
+    return lines
+
+
 def _mean(values):
     values = [v for v in values if v is not None]
     return mean(values) if values else None
@@ -41,7 +52,7 @@ def blood_pressure_history(orders, snapshot, policy):
     lines = [_bp_text(r) for r in pressures] + [str(c) for c in crisis + hypertension]
     if systolic is not None or diastolic is not None:
         lines.insert(0, f"Mean of the last {len(pressures)}: {systolic or 0:.0f}/{diastolic or 0:.0f} mmHg")
-    detail = bullet_list(lines)
+    detail = bullet_list(lines + _implausible_lines(snapshot, policy, ("blood_pressure",)))
     if crisis or (systolic or 0) >= policy.threshold("sbp_severe") or (diastolic or 0) >= policy.threshold("dbp_severe"):
         return [Finding("critical", "Severe hypertension: control blood pressure before starting milnacipran.",
                         detail, SECTION, rule_id="V3")]
@@ -62,6 +73,7 @@ def tachycardia(orders, snapshot, policy):
     if rate is None or rate <= policy.threshold("heart_rate_tachycardia_above"):
         return []
     lines = [f"Mean of the last {len(rates)}: {rate:.0f}/min"] + [f"HR {r.value:g}/min ({show_date(r.when)})" for r in rates]
+    lines += _implausible_lines(snapshot, policy, ("heart_rate",))
     return [Finding("warning", f"Resting heart rate {rate:.0f}/min: treat tachyarrhythmia before starting milnacipran.",
                     bullet_list(lines), SECTION, rule_id="V4")]
 
@@ -104,6 +116,12 @@ def missing_baseline(orders, snapshot, policy):
     missing = " and ".join({"bp_panel": "blood pressure", "heart_rate": "heart rate"}[kind] for kind in kinds)
     suggestion = order_observation(policy.knowledge, kinds, orders[0].patient_id, f"Order {missing}",
                                    "Baseline before starting milnacipran (label 5.3/5.4)")
+    ignored = _implausible_lines(snapshot, policy, tuple({"bp_panel": "blood_pressure"}.get(k, k) for k in kinds))
+    if ignored:
+        return [Finding("info", f"No usable {missing} in the last {policy.threshold('bp_hr_window_days'):g} days "
+                        "(an implausible value was not used): the label asks for a baseline before starting.",
+                        f"Missing within the window: {missing}.\n\n" + bullet_list(ignored), SECTION,
+                        (suggestion,), rule_id="V1")]
     return [Finding("info", f"No {missing} in the last {policy.threshold('bp_hr_window_days'):g} days: the label asks "
                     "for a baseline before starting.", f"Missing within the window: {missing}.", SECTION,
                     (suggestion,), rule_id="V1")]

@@ -39,3 +39,13 @@ def unavailable_data(orders, snapshot, policy):
                     "A check that could not run is not a check that passed.\n\n" + bullet_list(lines),
                     "Savella prescribing information", rule_id="DA1")]
 
+
+def implausible_values(orders, snapshot, policy):
+    """DA2: chart values outside their plausible range (entry or unit errors) were not used (info)."""
+    if not snapshot.implausible_values:
+        return []
+    kinds = ", ".join(dict.fromkeys(what for what, _ in snapshot.implausible_values))
+    return [Finding("info", f"Implausible value not used ({kinds}): check the chart entry; the checks that needed it "
+                    "say so.", "A value outside the plausible range is an entry or unit error, never a patient's "
+                    "value, so no calculation used it.\n\n" + bullet_list([line for _, line in snapshot.implausible_values]),
+                    "Savella prescribing information", rule_id="DA2")]

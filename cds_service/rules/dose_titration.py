@@ -13,6 +13,14 @@ from cds_service.rules.new_start import is_new_start
 SECTION = "Savella PI §2.1 Recommended dosing"
 
 
+def implausible_dose(orders, snapshot, policy):
+    """D0: the ordered dose is implausible (an entry error): shown, never checked (warning)."""
+    return [Finding("warning", "Implausible value in the order's dose: check the dose; the dose checks did not run.",
+                    f"Ordered: {order.implausible_dose}. A dose outside the plausible range is an entry error, so "
+                    "the maximum-dose, divided-dose and titration checks were not made on it.", SECTION, rule_id="D0")
+            for order in orders if order.implausible_dose]
+
+
 def maximum_daily_dose(orders, snapshot, policy):
     """D1: more than 200 mg/day (warning); suggests 100 mg twice a day unless the renal card sets the dose."""
     findings = []

@@ -11,6 +11,8 @@ with the reason: reading it as "none" would hide a contraindication. Only a read
 Bundle or ``null`` means "none".
 """
 
+import functools
+import pkgutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +21,15 @@ ERROR_SEVERITIES = ("error", "fatal")
 
 
 def _short(name: Any) -> str:
-    return name if isinstance(name, str) and name.isalnum() and len(name) <= 40 else "resource of unknown type"
+    """A resource type for a card: only a FHIR resource type name (R4, or DSTU2's MedicationOrder), never other text."""
+    return name if isinstance(name, str) and name.lower() in _resource_types() else "resource of another type"
+
+
+@functools.cache
+def _resource_types() -> frozenset[str]:
+    import fhir.resources.R4B as r4b
+    return frozenset(m.name for m in pkgutil.iter_modules(r4b.__path__) if not m.name.startswith(("fhir", "_"))) | {
+        "medicationorder"}
 
 
 def is_error_outcome(resource: Any) -> bool:

@@ -38,3 +38,14 @@ def number(resource: Any, key: str) -> float | None:
     except OverflowError:
         return None
     return value if math.isfinite(value) else None
+
+
+def show_value(value: float) -> str:
+    """A measured value as a card may show it, even an implausible one: never a negative, infinite or NaN number."""
+    if not isinstance(value, (int, float)) or value != value:
+        return "a value that is not a number"
+    if value in (float("inf"), float("-inf")):
+        return "a number too large to use"
+    if value < 0:
+        return "a negative value"
+    return f"{value:.4g}"

@@ -6,12 +6,12 @@ no ``intent``, no ``subject``) so that an ``update`` suggestion built from it ca
 """
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from cds_service.errors import BadRequest
 from cds_service.fhir.read import items
+from cds_service.fhir.read import show_value
 from cds_service.fhir.read import text
 from cds_service.orders.dose import Dosing
 from cds_service.orders.dose import extract_dosing
@@ -110,6 +110,5 @@ def implausible_dose(dosing, knowledge) -> str | None:
                                   ("doses_per_day", step.doses_per_day, "doses a day"),
                                   ("dose_mg_per_day", step.mg_per_day, "mg a day")):
             if value is not None and not knowledge.plausible(kind, value):
-                shown = f"{value:.4g}" if math.isfinite(value) else "a number too large to use"
-                problems.append(f"{shown} {unit} ({knowledge.plausible_range_text(kind)})")
+                problems.append(f"{show_value(value)} {unit} ({knowledge.plausible_range_text(kind)})")
     return "; ".join(dict.fromkeys(problems)) or None

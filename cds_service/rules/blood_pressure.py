@@ -7,6 +7,7 @@ treat first, and reduce or stop on a sustained rise.
 from statistics import mean
 
 from cds_service.fhir.dates import show_date
+from cds_service.fhir.read import show_value
 from cds_service.findings import Finding
 from cds_service.findings.suggestions import order_observation
 from cds_service.rules.wording import bullet_list
@@ -20,8 +21,8 @@ def _recent(readings, snapshot, policy):
 
 
 def _bp_text(reading) -> str:
-    systolic = f"{reading.systolic:g}" if reading.systolic is not None else "?"
-    diastolic = f"{reading.diastolic:g}" if reading.diastolic is not None else "?"
+    systolic = show_value(reading.systolic) if reading.systolic is not None else "?"
+    diastolic = show_value(reading.diastolic) if reading.diastolic is not None else "?"
     return f"BP {systolic}/{diastolic} mmHg ({show_date(reading.when)})"
 
 
@@ -31,7 +32,8 @@ def _implausible_lines(snapshot, policy, kinds=("blood_pressure", "heart_rate"))
     for kind in kinds:
         readings, ranges = snapshot.implausible.get(kind, ((), ""))
         for reading in _recent(readings, snapshot, policy):
-            shown = _bp_text(reading) if kind == "blood_pressure" else f"HR {reading.value:.4g}/min ({show_date(reading.when)})"
+            shown = (_bp_text(reading) if kind == "blood_pressure"
+                     else f"HR {show_value(reading.value)}/min ({show_date(reading.when)})")
             lines.append(f"Not used, implausible value: {shown} ({ranges})")
     return lines
 

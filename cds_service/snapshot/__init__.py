@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from cds_service.chart.source import Chart
 from cds_service.chart.source import Unavailable
 from cds_service.fhir.dates import parse_time
+from cds_service.fhir.read import show_value
 from cds_service.fhir.read import text
 from cds_service.orders.milnacipran_orders import MilnacipranOrder
 from cds_service.orders.products import MedicationMatcher
@@ -104,10 +105,10 @@ def _implausible_values(implausible: Mapping, implausible_age: str | None, now) 
         if newest.when is not None and (now - newest.when).days > 365:
             continue
         if kind == "blood_pressure":
-            value = (f"{newest.systolic:.4g}" if newest.systolic is not None else "?") + "/" + (
-                f"{newest.diastolic:.4g}" if newest.diastolic is not None else "?") + " mmHg"
+            value = (show_value(newest.systolic) if newest.systolic is not None else "?") + "/" + (
+                show_value(newest.diastolic) if newest.diastolic is not None else "?") + " mmHg"
         else:
-            value = f"{newest.value:.4g} {newest.unit}"
+            value = f"{show_value(newest.value)} {newest.unit}"
         when = newest.when.date().isoformat() if newest.when else "undated"
         lines.append((NAMES[kind], f"{NAMES[kind]} {value} ({when}): implausible ({ranges}), not used"))
     return tuple(lines)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cds_service.fhir.dates import show_date
+from cds_service.fhir.read import show_value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,8 +183,8 @@ def _implausible_text(name: str, reading, ranges_text: str) -> str:
 
 
 def _show(value: float) -> str:
-    """A number as entered, for a card: never 'inf' or 'nan' (those never get this far), short."""
-    return f"{value:.4g}"
+    """A number as entered, for a card: never negative, 'inf' or 'nan', short."""
+    return show_value(value)
 
 
 def _newer_than(bad, good) -> bool:
@@ -228,7 +229,7 @@ def estimate_renal_function(*, age, sex, now, thresholds, egfr_preference, creat
     if unreadable is not None and all(unreadable.when > c.when for c in candidates):
         # never fall back silently to results older than the newest one
         return RenalEstimate(None, "not estimated", (), (), (
-            f"serum creatinine: the newest result ({show_date(unreadable.when)}) is {unreadable.value:g} "
+            f"serum creatinine: the newest result ({show_date(unreadable.when)}) is {_show(unreadable.value)} "
             f"'{unreadable.unit}', which the service cannot read",))
     scr_bad, scr_range = implausible.get("creatinine", ((), ""))
     bad_scr = _within(scr_bad, now, t["scr_usable_days"])

@@ -9,6 +9,8 @@ handler and writes the whole answer. Every request is counted per route (``hits`
 
 import gzip
 import json
+import select
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -24,6 +26,8 @@ class ShapeServer:
     def __init__(self, routes):
         self.routes = dict(routes)
         self.hits: dict[str, int] = {}
+        self.active = self.most_active = 0      # queries being answered at once, and the most at any time
+        self.lock = threading.Lock()
         self.stopping = threading.Event()
         owner = self
 
@@ -37,10 +41,16 @@ class ShapeServer:
                 if route is None:
                     self.send_error(404)
                     return
+                with owner.lock:
+                    owner.active += 1
+                    owner.most_active = max(owner.most_active, owner.active)
                 try:
                     owner.routes[route](self, owner)
                 except OSError:
                     pass
+                finally:
+                    with owner.lock:
+                        owner.active -= 1
 
             def log_message(self, *args):
                 pass
@@ -77,9 +87,13 @@ def json_answer(document, status: int = 200):
 
 
 def hang(seconds: float = 30):
-    """Accept the query and say nothing until ``seconds`` pass or the server stops."""
+    """Accept the query and say nothing until ``seconds`` pass, the client hangs up or the server stops."""
     def answer(handler, server):
-        server.stopping.wait(seconds)
+        until = time.monotonic() + seconds
+        while time.monotonic() < until and not server.stopping.wait(0.02):
+            readable, _, _ = select.select([handler.connection], [], [], 0)
+            if readable and not handler.connection.recv(1, socket.MSG_PEEK):
+                return      # the client closed the connection
     return answer
 
 

@@ -403,6 +403,9 @@ class _Gathering:
             done, _ = concurrent.futures.wait(self.pending, remaining, concurrent.futures.FIRST_COMPLETED)
             for future in done:
                 task, cache_key = self.pending.pop(future)
+                if future.cancelled():  # its origin's lane was retired (more than MAX_LANES origins at once)
+                    self._record(task, FhirUnavailable(fhir_fetch.TIMED_OUT, "query cancelled"))
+                    continue
                 outcome = future.result()
                 if isinstance(outcome, Fetched):
                     self.source.cache.put(cache_key, outcome)

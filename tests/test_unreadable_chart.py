@@ -35,6 +35,7 @@ UNREADABLE_MEDICATIONS = {
     "DSTU2 MedicationOrder entries": searchset({"resource": DSTU2_ORDER}),
     "a total with no entries": {"resourceType": "Bundle", "type": "searchset", "total": 3},
     "a total larger than the entries": searchset({"resource": PHENELZINE}, total=2),
+    "a total of 0 with entries": searchset({"resource": PHENELZINE}, total=0),
     "a total that is not a count": searchset(total="1"),
     "entries that are not a list": {"resourceType": "Bundle", "entry": {"resource": PHENELZINE}},
     "an entry that is not an object": searchset("MedicationRequest/x"),

@@ -110,7 +110,7 @@ def fetch(session: requests.Session, server: str, url: str, *, token: str | None
         url = next_link(body, url)
         if url is None:
             total = body.get("total")
-            if isinstance(total, int) and not isinstance(total, bool) and total > matches:
+            if isinstance(total, int) and not isinstance(total, bool) and total != matches:
                 return Fetched(resources, f"{UNREADABLE} (it said {total} results but sent {matches})")
             return Fetched(resources)
     return Fetched(resources, "FHIR server had more pages than the service reads; the rest were not read")

@@ -83,7 +83,7 @@ def search_resources(bundle: Any, entry_type: str | None) -> tuple[list[Mapping[
 def total_contradicts(bundle: Mapping[str, Any], matches: int, has_next: bool) -> str | None:
     """Why the Bundle's ``total`` disagrees with the results it holds (all pages read), or None."""
     total = bundle.get("total")
-    if isinstance(total, int) and not has_next and total > matches:
+    if isinstance(total, int) and not isinstance(total, bool) and not has_next and total != matches:
         return f"the Bundle says {total} results but holds {matches}"
     return None
 

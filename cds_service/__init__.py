@@ -30,6 +30,7 @@ from cds_service.http.cors import add_cors
 from cds_service.http.discovery import discovery_document
 from cds_service.http.errors import register_error_handlers
 from cds_service.http.observability import install_observability
+from cds_service.http.openapi import api_doc
 from cds_service.knowledge import default_knowledge
 from cds_service.logs import configure_logging
 from cds_service.pipeline import OrderCheck
@@ -80,6 +81,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
     install_observability(app)
     app.register_blueprint(views.cds)
     app.register_blueprint(views.health)
+    app.register_blueprint(api_doc)
     register_error_handlers(app)
     add_cors(app, settings)
     return app

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from cds_service.cards import cards_for
 from cds_service.chart.prefetch import prefetch_templates
 from cds_service.chart.source import ChartSource
+from cds_service.chart.source import RequestScope
+from cds_service.chart.source import ServerAllowList
 from cds_service.errors import CdsError
 from cds_service.errors import PreconditionFailed
 from cds_service.fhir.dates import shown_in
@@ -69,36 +71,44 @@ class OrderCheck:
         self.chart_source = chart_source
         self.clock = clock
 
-    def evaluate(self, envelope: Envelope) -> dict:
+    def evaluate(self, envelope: Envelope, fhir_servers: ServerAllowList | None = None) -> dict:
         """The CDS Hooks response for one request."""
-        return self.assess(envelope).response
+        return self.assess(envelope, fhir_servers).response
 
-    def assess(self, envelope: Envelope) -> Assessment:
-        """The CDS Hooks response for one request, with the rule ids of each card (for the audit)."""
-        with shown_in(self.time_zone):
+    def assess(self, envelope: Envelope, fhir_servers: ServerAllowList | None = None) -> Assessment:
+        """The CDS Hooks response for one request, with the rule ids of each card (for the audit).
+
+        ``fhir_servers``: the FHIR servers the calling client may name (None: the settings' default).
+        Every gathering of the request shares one scope: one deadline, one byte budget.
+        """
+        with shown_in(self.time_zone), self.chart_source.scope(fhir_servers) as scope:
             try:
-                orders, findings = self.findings(envelope)
+                orders, findings = self.findings(envelope, scope)
             except CdsError:
                 raise
             except Exception:
                 log.exception("order check failed", extra={"fields": {"hookInstance": envelope.hook_instance}})
                 orders, findings = (), [CHECK_FAILED]
+            drafts = tuple(order.reference for order in orders if order.has_id)
             with metrics().phase_seconds.labels("render").time():
-                answer = cards_for(findings, [order.reference for order in orders], self.policy, envelope.hook)
-            return Assessment({"cards": answer.cards}, answer.rule_ids,
-                              tuple(order.reference for order in orders if order.has_id))
+                answer = cards_for(findings, drafts, self.policy, envelope.hook)
+            return Assessment({"cards": answer.cards}, answer.rule_ids, drafts)
 
-    def findings(self, envelope: Envelope) -> tuple[tuple[MilnacipranOrder, ...], list[Finding]]:
+    def findings(self, envelope: Envelope, scope: RequestScope | None = None
+                 ) -> tuple[tuple[MilnacipranOrder, ...], list[Finding]]:
         """The milnacipran drafts and the rules' findings for them (none: not a milnacipran order)."""
+        if scope is None:
+            with self.chart_source.scope(None) as scope:
+                return self.findings(envelope, scope)
         orders = find_milnacipran_orders(envelope, self.matcher)
         unresolved = self._unresolved_medication_references(envelope, orders)
         if unresolved:  # read only those Medications first: most such orders are not milnacipran
-            fetched = self.chart_source.gather(envelope, {}, unresolved).medications
+            fetched = self.chart_source.gather(envelope, {}, unresolved, scope).medications
             orders = find_milnacipran_orders(envelope, self.matcher, fetched)
         if not orders:
             return (), []
         with metrics().phase_seconds.labels("gather").time():
-            chart = self.chart_source.gather(envelope, self.templates)
+            chart = self.chart_source.gather(envelope, self.templates, (), scope)
         if chart.patient is None:
             raise PreconditionFailed("The Patient resource could not be had from prefetch or the FHIR server, "
                                      "so no milnacipran check could be made.")

@@ -114,7 +114,7 @@ FIELDS = (
     Field("trusted_clients_file", _optional_text, "",
           "JSON file of trusted EHR issuers and their keys (see Connecting an EHR)."),
     Field("jwt_leeway_seconds", _seconds(0, 300, zero_allowed=True), "60", "Clock leeway for `exp`/`nbf`."),
-    Field("jwks_refetch_seconds", _seconds(0, 86400, zero_allowed=True), "60",
+    Field("jwks_refetch_seconds", _seconds(0, 86400, zero_allowed=True), "5",
           "Least time between two fetches of a client's JWKS for an unknown `kid`."),
     Field("max_body_bytes", _whole_number(1, 100_000_000), "5000000", "Largest request body accepted; larger ones get 413."),
     Field("policy_file", _optional_text, "",
@@ -156,6 +156,18 @@ FIELDS = (
     Field("keepalive_seconds", _whole_number(0, 300), "0",
           "How long a gthread worker keeps an idle client connection open. 0 closes each connection after its "
           "answer, so that new connections spread over the workers (a kept-alive connection stays with one)."),
+    # issue 13: robustness (FHIR allow-list, bulkheads, memory budgets)
+    Field("fhir_allowed_servers", str, "",
+          "FHIR servers (origins, comma-separated) a request may name when JWT authentication is off, besides "
+          "loopback; `*` = any. With authentication on, the trusted-clients file's `fhir_servers` decides."),
+    Field("fhir_max_concurrent_per_server", _whole_number(1, 64), "8",
+          "Most queries running at once against one FHIR server origin (its bulkhead)."),
+    Field("fhir_max_body_bytes", _whole_number(1000, 20_000_000), "4000000",
+          "Largest FHIR response body read for one page of one query (decoded); more makes the key unavailable."),
+    Field("fhir_request_budget_bytes", _whole_number(1000, 100_000_000), "8000000",
+          "Most bytes of FHIR response bodies one request may hold."),
+    Field("fhir_process_budget_bytes", _whole_number(1000, 1_000_000_000), "32000000",
+          "Most bytes of FHIR response bodies all requests of one worker process may hold at once."),
 )
 
 SECRET_FIELDS = ("database_url", "audit_patient_key_secret")
@@ -191,6 +203,11 @@ class Settings:
     require_database: bool
     worker_class: str
     keepalive_seconds: int
+    fhir_allowed_servers: str
+    fhir_max_concurrent_per_server: int
+    fhir_max_body_bytes: int
+    fhir_request_budget_bytes: int
+    fhir_process_budget_bytes: int
 
     @property
     def audit_database_url(self) -> str:

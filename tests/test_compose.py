@@ -128,7 +128,7 @@ def test_over_every_scenario_no_contradiction_no_repeat_and_every_warning_shown(
         moment[0] = scenario.now
         envelope = parse_envelope(scenario.request, expected_hook=scenario.request["hook"])
         orders, findings = check.findings(envelope)
-        cards = cards_for(findings, [o.reference for o in orders], check.policy, envelope.hook).cards
+        cards = cards_for(findings, [o.reference for o in orders if o.has_id], check.policy, envelope.hook).cards
         assert card_stats.contradictions(cards) == 0, path.stem
         assert card_stats.repeats(cards) == 0, path.stem
         urgent = {f.rule_id for f in findings if f.indicator != "info"}
@@ -143,3 +143,13 @@ def test_times_are_shown_in_the_site_zone_and_a_running_course_is_not_called_sto
     [card] = app.test_client().post("/cds-services/milnacipran-order-sign", json=scenario.request).get_json()["cards"]
     assert "course running until 2026-11-22" in card["detail"] and "stopped 2026-11-22" not in card["detail"]
     assert "24-hour window ends **2026-11-23 09:00 America/Chicago**" in card["detail"]
+
+
+def test_removing_one_duplicate_draft_is_not_cancelling_the_order():
+    other = "MedicationRequest/draft-2"
+    remove = Suggestion("Remove the other milnacipran draft", (Action("delete", "Remove", resource_id=other),))
+    composed = compose([finding("D5", "duplicate-therapy", suggestions=(remove,)),
+                        finding("R4", "renal-function", suggestions=(CHANGE,))], [DRAFT, other], ROUTINE_NOTICES)
+    by_topic = {plan.topic: plan for plan in composed}
+    assert not by_topic["duplicate-therapy"].cancels_order       # it offers the duplicate topic's override reasons
+    assert by_topic["renal-function"].suggestions == (CHANGE,)   # the kept draft may still be changed

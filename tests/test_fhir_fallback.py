@@ -229,12 +229,12 @@ def test_an_abandoned_trickling_query_ends_at_the_deadline_and_frees_its_thread(
 
 
 @pytest.mark.parametrize("kind, status, reason", [
-    ("status", 500, "FHIR server answered 500"),
-    ("status", 503, "FHIR server answered 503"),
-    ("status", 401, "FHIR server answered 401"),
-    ("status", 403, "FHIR server answered 403"),
-    ("garbage", 200, "FHIR server sent a body that is not FHIR JSON"),
-    ("not_fhir", 200, "FHIR server sent a body that is not FHIR JSON"),
+    ("status", 500, fhir_fetch.REFUSED),
+    ("status", 503, fhir_fetch.REFUSED),
+    ("status", 401, fhir_fetch.REFUSED),
+    ("status", 403, fhir_fetch.REFUSED),
+    ("garbage", 200, fhir_fetch.UNREADABLE),
+    ("not_fhir", 200, fhir_fetch.UNREADABLE),
 ])
 def test_a_failing_query_is_unavailable_and_the_others_arrive(stub, make_source, kind, status, reason):
     stub.set_fault(kind, status=status, match="Condition")
@@ -246,14 +246,14 @@ def test_a_failing_query_is_unavailable_and_the_others_arrive(stub, make_source,
 def test_refused_connection(stub, make_source):
     stub.set_fault("refuse")
     chart = make_source().gather(envelope({"patient": PATIENT}, stub.base_url), only("patient", "conditions"))
-    assert reasons(chart) == {"conditions": "FHIR server refused the connection"}
+    assert reasons(chart) == {"conditions": fhir_fetch.REFUSED}   # card text: no network detail (issue 13)
     assert chart.patient == PATIENT
 
 
 def test_unknown_patient_leaves_the_chart_without_patient(stub, make_source):
     chart = make_source().gather(envelope({}, stub.base_url, patient_id="nobody"), only("patient", "conditions"))
     assert chart.patient is None
-    assert reasons(chart) == {"patient": "FHIR server answered 404"}
+    assert reasons(chart) == {"patient": fhir_fetch.REFUSED}
     assert ids(chart, "Condition") == []            # an empty searchset: known empty, not unavailable
 
 
@@ -261,7 +261,8 @@ def test_a_search_answered_by_another_type_is_rejected(stub):
     with requests.Session() as session, pytest.raises(FhirUnavailable) as failure:
         fetch(session, stub.base_url, f"{stub.base_url}/Patient/p1", token=None, expect="Bundle",
               timeout=1.0, deadline=time.monotonic() + 1.0, max_pages=5)
-    assert failure.value.reason == "FHIR server sent a Patient where a Bundle was expected"
+    assert failure.value.reason == fhir_fetch.UNREADABLE
+    assert failure.value.detail == "a Patient where a Bundle was expected"
 
 
 # -- the bearer token ------------------------------------------------------------------------
@@ -296,7 +297,7 @@ def test_open_server_gets_no_authorization_header(stub, make_source):
 def test_missing_or_wrong_token_is_401(make_source):
     with FhirStub([PATIENT], required_token=TOKEN) as fhir:
         chart = make_source().gather(envelope({}, fhir.base_url, "wrong"), only("patient"))
-    assert chart.patient is None and reasons(chart) == {"patient": "FHIR server answered 401"}
+    assert chart.patient is None and reasons(chart) == {"patient": fhir_fetch.REFUSED}
 
 
 # -- paging --------------------------------------------------------------------------------
@@ -346,7 +347,7 @@ def test_medication_references_are_read(make_source):
     assert sorted(chart.medications) == sorted(["Medication/known", "Medication/med1", "Medication/med2",
                                                 f"{fhir.base_url}/Medication/med2", "Medication/med3"])
     assert chart.medications["Medication/med2"]["code"]["text"] == "drug 2"
-    assert reasons(chart) == {"Medication/gone": "FHIR server answered 404"}
+    assert reasons(chart) == {"Medication/gone": fhir_fetch.REFUSED}
 
 
 # -- caching -------------------------------------------------------------------------------

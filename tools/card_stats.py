@@ -62,7 +62,7 @@ def main() -> int:
         envelope = parse_envelope(scenario.request, expected_hook=scenario.request["hook"])
         with shown_in(check.time_zone):
             orders, findings = check.findings(envelope)
-            cards = cards_for(findings, [o.reference for o in orders], check.policy, envelope.hook).cards
+            cards = cards_for(findings, [o.reference for o in orders if o.has_id], check.policy, envelope.hook).cards
         responses[path.stem] = cards
         must_show = {finding.rule_id for finding in findings if finding.indicator != "info"}
         urgent += len(must_show)

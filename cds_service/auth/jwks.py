@@ -1,10 +1,12 @@
-"""Keys fetched from a client's JWKS URL (``jku``): parsed, checked as public keys, size-capped."""
+"""Keys fetched from a client's JWKS URL (``jku``): parsed, checked as public keys, size- and time-capped."""
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -13,6 +15,7 @@ from typing import Any
 import requests
 
 from cds_service.auth.trust import check_public_jwk
+from cds_service.fhir import bounded_get
 
 log = logging.getLogger(__name__)
 
@@ -42,26 +45,60 @@ def parse_fetched_jwks(doc: Any, url: str) -> dict[str, Mapping[str, Any]]:
 
 
 class HttpJwksFetcher:
-    """Default ``fetch_jwks``: GET with a short timeout, no redirects, size cap."""
+    """Default ``fetch_jwks``: the service's one bounded GET (``fhir.bounded_get``), as for FHIR servers.
+
+    No redirects, ``MAX_JWKS_BYTES`` at most (decoded), and the whole fetch, headers included, ends
+    within ``timeout`` seconds: the GET runs in its own thread and is abandoned at the deadline (a
+    server that trickles its headers then holds that one thread, never the caller). At most one fetch
+    per URL is in flight: while an abandoned one still runs, the URL is not asked again. No lock is
+    shared between URLs, so one slow issuer never delays another issuer's key refresh.
+    """
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
-        self._session = requests.Session()
-        self._lock = threading.Lock()  # requests.Session is not documented thread-safe
+        self._session = new_session(8)
+        self._running: dict[str, threading.Thread] = {}
+        self._guard = threading.Lock()
 
     def __call__(self, url: str) -> dict[str, Any]:
-        with self._lock:
-            resp = self._session.get(
-                url,
-                timeout=self._timeout,
-                allow_redirects=False,
-                stream=True,
-                headers={"Accept": "application/json"},
-            )
-            with resp:
-                if resp.status_code != 200:
-                    raise ValueError(f"HTTP {resp.status_code}")
-                body = resp.raw.read(MAX_JWKS_BYTES + 1, decode_content=True)
-        if len(body) > MAX_JWKS_BYTES:
-            raise ValueError("JWKS response too large")
-        return json.loads(body)
+        deadline = time.monotonic() + self._timeout
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["body"] = bounded_get.get_body(
+                    self._session, url, headers={"Accept": "application/json"}, timeout=self._timeout,
+                    deadline=deadline, max_bytes=MAX_JWKS_BYTES)
+            except BaseException as exc:  # handed to the caller
+                outcome["error"] = exc
+
+        with self._guard:
+            running = self._running.get(url)
+            if running is not None and running.is_alive():
+                raise TimeoutError("an earlier JWKS fetch from this URL is still running")
+            thread = threading.Thread(target=work, name="jwks-fetch", daemon=True)
+            self._running[url] = thread
+        thread.start()
+        thread.join(max(0.0, deadline - time.monotonic()) + 0.05)
+        if thread.is_alive():
+            raise TimeoutError("JWKS fetch timed out")
+        if "error" in outcome:
+            error = outcome["error"]
+            if isinstance(error, bounded_get.Refused):
+                raise ValueError(f"JWKS fetch {error.kind}: {error.detail}") from None
+            raise error
+        return json.loads(outcome["body"], parse_constant=_no_constant)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def new_session(pool_size: int) -> requests.Session:
+    """A pooled session that keeps no cookies (shared by the fetch threads; plain GETs only)."""
+    session = requests.Session()
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

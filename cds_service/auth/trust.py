@@ -11,12 +11,15 @@ Trusted-clients file (JSON; any key starting with ``_`` is ignored)::
           "jwks_file": "keys/ehr-jwks.json",                  # path (relative to this file)
           "audience_base_urls": ["https://cds.example.org"],  # default: public base URL
           "tenants": ["tenant-a"],                            # optional allow-list
-          "extra_algorithms": ["RS256"]                       # optional: ES256 / RS256
+          "extra_algorithms": ["RS256"],                      # optional: ES256 / RS256
+          "fhir_servers": ["https://ehr.example.org"]         # optional: fhirServer origins it may name
         }
       }
     }
 
-At least one of ``jku``, ``jwks`` or ``jwks_file`` is required per issuer.
+At least one of ``jku``, ``jwks`` or ``jwks_file`` is required per issuer. ``fhir_servers``
+lists the FHIR server origins (scheme, host, port; a path is ignored) the issuer's requests may
+name in ``fhirServer``: any other is never contacted. Without it, any http(s) server may be named.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ ALG_KEY_TYPES: Mapping[str, tuple[str, str | None]] = {
 }
 _PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _CLIENT_KEYS = frozenset(
-    {"jku", "jwks", "jwks_file", "audience_base_urls", "tenants", "extra_algorithms"}
+    {"jku", "jwks", "jwks_file", "audience_base_urls", "tenants", "extra_algorithms", "fhir_servers"}
 )
 
 
@@ -72,6 +75,7 @@ class TrustedClient:
     audience_base_urls: tuple[str, ...] = ()
     tenants: frozenset[str] | None = None
     algorithms: frozenset[str] = DEFAULT_ALGORITHMS
+    fhir_servers: tuple[str, ...] | None = None       # None: any fhirServer may be named
 
     def __post_init__(self) -> None:
         if not self.jku_urls and not self.static_keys:
@@ -158,8 +162,11 @@ def _parse_client(iss: str, entry: Any, *, base_dir: Path, source: Path) -> Trus
             f"{where}: 'extra_algorithms' value {bad[0]!r} not allowed "
             f"(allowed: {sorted(EXTRA_ALGORITHMS)})"
         )
+    fhir_servers = (tuple(base_url(u, f"{where}: 'fhir_servers'") for u in _str_list(entry, "fhir_servers", where))
+                    if "fhir_servers" in entry else None)
     return TrustedClient(
         issuer=iss,
+        fhir_servers=fhir_servers,
         jku_urls=jku_urls,
         static_keys=static_keys,
         audience_base_urls=audiences,

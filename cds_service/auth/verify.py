@@ -19,7 +19,9 @@ Verification order (``ClientAuthenticator.authenticate``):
 3. Key by ``kid``: the client's static keys first, then the JWKS at ``jku``
    (or, with no ``jku`` in the token, the client's configured jku URLs),
    cached per URL and refetched on an unknown ``kid`` at most once per
-   ``jwks_refetch_interval`` seconds per URL.
+   ``jwks_refetch_interval`` seconds per URL (default 5 s: a forged ``kid``
+   delays a real key rotation by at most that). Locks are per URL, and a
+   request waits for another's fetch of the same URL at most the HTTP timeout.
 4. ``jwt.decode``: signature, ``aud`` == public base URL (or one of the client's
    ``audience_base_urls``) + endpoint path (string or array; base URLs come from
    configuration, never from the request),
@@ -87,7 +89,7 @@ class ClientAuthenticator:
         fetch_jwks: Callable[[str], dict[str, Any]] | None = None,
         clock: Callable[[], float] = time.time,
         leeway: float = 60,
-        jwks_refetch_interval: float = 60,
+        jwks_refetch_interval: float = 5,
         http_timeout: float = 2.0,
     ) -> None:
         try:
@@ -100,6 +102,7 @@ class ClientAuthenticator:
         self._fetch = fetch_jwks if fetch_jwks is not None else HttpJwksFetcher(http_timeout)
         self._leeway = leeway
         self._refetch_interval = jwks_refetch_interval
+        self._http_timeout = http_timeout
         self._jwks: dict[str, JwksEntry] = {}
         self._url_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -130,6 +133,11 @@ class ClientAuthenticator:
             if reason != exc.reason:
                 raise Unauthorized(reason) from None
             raise
+
+    def fhir_servers_for(self, issuer: str) -> tuple[str, ...] | None:
+        """The FHIR servers a (verified) issuer may name in ``fhirServer``; None = any."""
+        client = self._clients.get(issuer)
+        return client.fhir_servers if client is not None else ()
 
     # ---- steps
 
@@ -238,7 +246,11 @@ class ClientAuthenticator:
         raise Unauthorized("unknown kid")
 
     def _key_from_url(self, url: str, kid: str) -> Mapping[str, Any] | None:
-        with self._url_lock(url):
+        lock = self._url_lock(url)
+        if not lock.acquire(timeout=self._http_timeout + 0.5):  # another request is fetching this URL
+            entry = self._jwks.get(url)
+            return entry.keys.get(kid) if entry is not None else None
+        try:
             entry = self._jwks.get(url)
             now = self._clock()
             wanted = (
@@ -249,6 +261,8 @@ class ClientAuthenticator:
             if wanted and (entry is None or now - entry.attempted_at >= self._refetch_interval):
                 entry = self._refresh(url, entry, now)
             return entry.keys.get(kid) if entry is not None else None
+        finally:
+            lock.release()
 
     def _refresh(self, url: str, old: JwksEntry | None, now: float) -> JwksEntry:
         try:

@@ -17,7 +17,8 @@ class Answer:
 
 
 def cards_for(findings: Sequence[Finding], drafts: Sequence[str], policy: Policy, hook: str) -> Answer:
-    """The CDS Hooks cards for one request's findings; ``drafts`` are the milnacipran drafts' references."""
+    """The CDS Hooks cards for one request's findings; ``drafts``: the references of the milnacipran drafts
+    that have an id."""
     plans = compose(findings, drafts, ROUTINE_NOTICES, policy.routine_notices, hook)
     cards = render_cards(plans, f"Knowledge {policy.knowledge.version} · policy {policy.identity.name} "
                                 f"({policy.identity.hash})", policy.override_reasons)

@@ -55,9 +55,15 @@ def _targets(suggestion: Suggestion) -> set[str]:
 
 
 def _cancelled(findings: Iterable[Finding], drafts: set[str]) -> set[str]:
-    """Drafts of the milnacipran order that a contraindication card cancels."""
-    return {action.resource_id for finding in findings for suggestion in finding.suggestions
-            for action in suggestion.actions if action.type == "delete" and action.resource_id in drafts}
+    """The milnacipran drafts a contraindication cancels: a suggestion that deletes every draft of the
+    order (removing one duplicate draft of several is not cancelling the order)."""
+    cancelled = set()
+    for finding in findings:
+        for suggestion in finding.suggestions:
+            deleted = {a.resource_id for a in suggestion.actions if a.type == "delete" and a.resource_id in drafts}
+            if deleted and deleted >= drafts:
+                cancelled |= deleted
+    return cancelled
 
 
 def _without_changes_to(finding: Finding, cancelled: set[str]) -> Finding:
@@ -100,7 +106,8 @@ def _unique(suggestions: Iterable[Suggestion]) -> tuple[Suggestion, ...]:
 
 def compose(findings: Sequence[Finding], drafts: Iterable[str], routine_ids: Sequence[str],
             routine_notices: str = "all", hook: str = "order-sign") -> list[CardPlan]:
-    """The cards of one response, as plans; ``drafts`` are the milnacipran drafts' references.
+    """The cards of one response, as plans; ``drafts`` are the references of the milnacipran drafts
+    that have an id (the ones a suggestion can name).
 
     ``routine_ids`` are the routine notices of a new start, in the order their card names them (its
     topic is the first one's); ``routine_notices`` is the site policy's choice: "all",

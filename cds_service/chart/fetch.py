@@ -13,29 +13,42 @@ not followed at all. Cookies are never kept, so nothing leaks from one request t
 import dataclasses
 import http.cookiejar
 import json
-import socket
-import time
+import logging
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin
 from urllib.parse import urlsplit
 
 import requests
-import urllib3.exceptions
+
+from cds_service.chart.readable import search_resources
+from cds_service.fhir import bounded_get
+from cds_service.fhir.bounded_get import Budget
+from cds_service.request.envelope import bounded_int
+from cds_service.request.envelope import finite_float
+
+log = logging.getLogger(__name__)
 
 TIMED_OUT = "FHIR server timed out"
-MAX_BODY_BYTES = 20_000_000         # one page of a patient's search; more is not a chart, it is a fault
-CHUNK_BYTES = 65_536
-NOT_FHIR_JSON = "FHIR server sent a body that is not FHIR JSON"
+REFUSED = "FHIR server refused the query or could not be reached"
+UNREADABLE = "FHIR server sent data the service could not read"
+TOO_LARGE = "FHIR server sent more data than the service reads"
+REASONS = {bounded_get.TIMED_OUT: TIMED_OUT, bounded_get.REFUSED: REFUSED, bounded_get.UNREADABLE: UNREADABLE,
+           bounded_get.TOO_LARGE: TOO_LARGE}
+MAX_BODY_BYTES = 4_000_000          # one page of one query, decoded; a patient's chart page is far smaller
+NOT_FHIR_JSON = UNREADABLE
+MAX_JSON_DEPTH = 64                 # FHIR resources nest a dozen levels; far deeper is not a chart
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class FhirUnavailable(Exception):
-    """The query could not be answered; ``reason`` is safe to show and to log."""
+    """The query could not be answered; ``reason`` is safe to show (no URL, no token, no network detail),
+    ``detail`` is for the log only."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, detail: str = ""):
         super().__init__(reason)
         self.reason = reason
+        self.detail = detail or reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,24 +80,38 @@ def new_session(pool_size: int) -> requests.Session:
 
 
 def fetch(session: requests.Session, server: str, url: str, *, token: str | None, expect: str,
-          timeout: float, deadline: float, max_pages: int) -> Fetched:
+          timeout: float, deadline: float, max_pages: int, entry_type: str | None = None,
+          budget: Budget | None = None, max_bytes: int = MAX_BODY_BYTES, counted: int = 0) -> Fetched:
     """Run one FHIR query at ``url`` (on ``server``) and return its resources.
 
     ``expect`` is "Bundle" for a search, whose ``next`` pages are followed up to ``max_pages``
-    in all, or the resource type of a read. ``deadline`` is a ``time.monotonic()`` instant.
+    in all, or the resource type of a read. ``entry_type`` is the resource type a search
+    promises (its entries must be of that type). ``deadline`` is a ``time.monotonic()`` instant;
+    ``budget`` and ``max_bytes`` bound the bytes of body read (per request and process, per page);
+    ``counted`` matches were already read (a prefetched first page), for the ``total`` check.
     """
     resources: list[Mapping[str, Any]] = []
+    matches = counted
     for _ in range(max_pages):
         if origin(url) != origin(server):
             return Fetched(resources, "FHIR server's next page is on another server, so it was not read")
-        body = _get_json(session, url, token, timeout, deadline)
+        body = _get_json(session, url, token, timeout, deadline, budget, max_bytes)
         if expect != "Bundle":
             if body["resourceType"] != expect:
-                raise FhirUnavailable(f"FHIR server sent a {_type_name(body)} where a {expect} was expected")
+                raise FhirUnavailable(UNREADABLE, f"a {_type_name(body)} where a {expect} was expected")
             return Fetched([body])
-        resources.extend(_bundle_entries(body))
+        if body["resourceType"] == "OperationOutcome":
+            raise FhirUnavailable(REFUSED, "an OperationOutcome instead of results")
+        page, why, page_matches = search_resources(body, entry_type)
+        if why is not None:
+            raise FhirUnavailable(UNREADABLE, why)
+        resources.extend(page)
+        matches += page_matches
         url = next_link(body, url)
         if url is None:
+            total = body.get("total")
+            if isinstance(total, int) and not isinstance(total, bool) and total != matches:
+                return Fetched(resources, f"{UNREADABLE} (it said {total} results but sent {matches})")
             return Fetched(resources)
     return Fetched(resources, "FHIR server had more pages than the service reads; the rest were not read")
 
@@ -99,93 +126,52 @@ def next_link(bundle: Any, base: str) -> str | None:
 
 
 
-def _get_json(session: requests.Session, url: str, token: str | None, timeout: float, deadline: float) -> dict:
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise FhirUnavailable(TIMED_OUT)
+def _get_json(session: requests.Session, url: str, token: str | None, timeout: float, deadline: float,
+              budget: Budget | None, max_bytes: int) -> dict:
     headers = {"Accept": "application/fhir+json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    seconds = min(timeout, remaining)
     try:
-        with session.get(url, headers=headers, timeout=(seconds, seconds), allow_redirects=False,
-                         stream=True) as response:
-            if response.status_code != 200:
-                raise FhirUnavailable(f"FHIR server answered {response.status_code}")
-            content = _read_body(response, deadline)
-    except requests.Timeout:
-        raise FhirUnavailable(TIMED_OUT) from None
-    except requests.RequestException as error:
-        raise FhirUnavailable(_connection_reason(error)) from None
+        content = bounded_get.get_body(session, url, headers=headers, timeout=timeout, deadline=deadline,
+                                       max_bytes=max_bytes, budget=budget)
+    except bounded_get.Refused as refused:
+        raise FhirUnavailable(REASONS[refused.kind], refused.detail) from None
     try:
-        body = json.loads(content)
-    except ValueError:  # includes UnicodeDecodeError
-        raise FhirUnavailable(NOT_FHIR_JSON) from None
+        body = json.loads(content, parse_constant=_no_constant, parse_float=finite_float, parse_int=bounded_int)
+    except RecursionError:
+        raise FhirUnavailable(UNREADABLE, "JSON nested too deeply") from None
+    except ValueError:  # includes UnicodeDecodeError and NaN/Infinity
+        raise FhirUnavailable(UNREADABLE, "not JSON") from None
+    finally:
+        del content
     if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
-        raise FhirUnavailable(NOT_FHIR_JSON)
+        raise FhirUnavailable(UNREADABLE, "JSON that is not a FHIR resource")
+    if _depth_over(body, MAX_JSON_DEPTH):
+        raise FhirUnavailable(UNREADABLE, "JSON nested too deeply")
     return body
 
 
-def _read_body(response: requests.Response, deadline: float) -> bytes:
-    """The body, read in chunks: a server that trickles bytes is cut off at the deadline, a huge one at the cap.
-
-    (The read timeout alone bounds each socket read, not the whole body.)
-    """
-    chunks, size = [], 0
-    while chunk := response.raw.read1(CHUNK_BYTES, decode_content=True):  # at most one socket read each
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise FhirUnavailable("FHIR server sent more data than the service reads")
-        if time.monotonic() > deadline:
-            raise FhirUnavailable(TIMED_OUT)
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
-def _bundle_entries(body: dict) -> list[Mapping[str, Any]]:
-    """The resources of a search Bundle; OperationOutcome entries are errors or dropped notes."""
-    if body["resourceType"] == "OperationOutcome":
-        raise FhirUnavailable("FHIR server sent an error (OperationOutcome) instead of results")
-    if body["resourceType"] != "Bundle":
-        raise FhirUnavailable(f"FHIR server sent a {_type_name(body)} where a Bundle was expected")
-    entries = body.get("entry", [])
-    if not isinstance(entries, list) or not all(
-            isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)
-            and isinstance(e["resource"].get("resourceType"), str) for e in entries):
-        raise FhirUnavailable("FHIR server sent a malformed Bundle")
-    resources = [e["resource"] for e in entries]
-    outcomes = [r for r in resources if r["resourceType"] == "OperationOutcome"]
-    if any(isinstance(issue, Mapping) and issue.get("severity") in ("error", "fatal")
-           for outcome in outcomes for issue in outcome.get("issue") or []):
-        raise FhirUnavailable("FHIR server sent an error (OperationOutcome) instead of results")
-    return [r for r in resources if r["resourceType"] != "OperationOutcome"]
+def _depth_over(value: Any, limit: int) -> bool:
+    """True when ``value`` nests objects/arrays deeper than ``limit`` (iterative: no recursion)."""
+    todo = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        todo.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 def _type_name(body: dict) -> str:
     name = body["resourceType"]
     return name if name.isalnum() and len(name) <= 40 else "resource of another type"
-
-
-def _connection_reason(error: BaseException) -> str:
-    causes = _causes(error)
-    if any(isinstance(c, ConnectionRefusedError) for c in causes):
-        return "FHIR server refused the connection"
-    if any(isinstance(c, (socket.timeout, urllib3.exceptions.TimeoutError)) for c in causes):
-        return TIMED_OUT
-    if any(isinstance(c, socket.gaierror) for c in causes):
-        return "FHIR server's host name could not be resolved"
-    if any(isinstance(c, urllib3.exceptions.SSLError) for c in causes):
-        return "TLS with the FHIR server failed"
-    return "the connection to the FHIR server failed"
-
-
-def _causes(error: BaseException) -> list[BaseException]:
-    """The error, its causes and contexts, and what urllib3 wraps (``reason``, ``args``)."""
-    seen, todo = [], [error]
-    while todo and len(seen) < 20:
-        item = todo.pop()
-        if not isinstance(item, BaseException) or any(item is s for s in seen):
-            continue
-        seen.append(item)
-        todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
-    return seen

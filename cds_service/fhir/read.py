@@ -39,6 +39,21 @@ def text(resource: Any, key: str) -> str | None:
 def number(resource: Any, key: str) -> float | None:
     """The finite number at ``key`` (booleans are not numbers), or None."""
     value = _get(resource, key)
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
-    return float(value)
+    try:
+        value = float(value)        # an int too large for a double raises OverflowError
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def show_value(value: float) -> str:
+    """A measured value as a card may show it, even an implausible one: never a negative, infinite or NaN number."""
+    if not isinstance(value, (int, float)) or value != value:
+        return "a value that is not a number"
+    if value in (float("inf"), float("-inf")):
+        return "a number too large to use"
+    if value < 0:
+        return "a negative value"
+    return f"{value:.4g}"

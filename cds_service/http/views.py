@@ -19,6 +19,7 @@ from cds_service.audit import AuditUnavailable
 from cds_service.audit import HookCall
 from cds_service.audit import parse_feedback_items
 from cds_service.auth import Unauthorized
+from cds_service.chart.source import ServerAllowList
 from cds_service.contract import SERVICES_BY_ID
 from cds_service.errors import NotFound
 from cds_service.errors import ServiceUnavailable
@@ -46,6 +47,14 @@ def _body() -> bytes:
     if len(data) > limit:
         raise RequestEntityTooLarge()
     return data
+
+
+def _fhir_servers() -> ServerAllowList | None:
+    """The FHIR servers this client may name: its trusted-clients entry's, or (no JWT) the settings' default."""
+    authenticator = components().authenticator
+    if authenticator is None or "claims" not in g:
+        return None
+    return ServerAllowList.of(authenticator.fhir_servers_for(g.claims["iss"]))
 
 
 def _service(service_id: str):
@@ -86,7 +95,7 @@ def call_service(service_id: str):
     with metrics().phase_seconds.labels("parse").time():
         envelope = parse_envelope(parse_json_object(_body()), service.hook)
     g.hook_instance = envelope.hook_instance
-    assessment = components().check.assess(envelope)
+    assessment = components().check.assess(envelope, _fhir_servers())
     response = assessment.response
     audit = components().audit
     if audit is not None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import math
 import re
 from dataclasses import dataclass
 from dataclasses import field
@@ -192,6 +193,17 @@ class Knowledge:
     _condition_exclude: Mapping[tuple[str, str, str], frozenset[str]] = field(repr=False)  # (system, match, code) -> categories
     _condition_rows: Mapping[str, tuple[tuple[str, str, str], ...]] = field(repr=False)  # category -> (system, code, match)
     _name_pattern: re.Pattern = field(repr=False, compare=False)
+    # measured input -> (low, high, unit) in the rules' units (plausible_ranges.json, issue 13)
+    plausible_ranges: Mapping[str, tuple[float, float, str]] = field(default_factory=dict)
+
+    def plausible(self, kind: str, value: float) -> bool:
+        """Whether ``value`` (in the rules' unit) is a finite number within ``kind``'s plausible range."""
+        low, high, _ = self.plausible_ranges[kind]
+        return math.isfinite(value) and low <= value <= high
+
+    def plausible_range_text(self, kind: str) -> str:
+        low, high, unit = self.plausible_ranges[kind]
+        return f"plausible {low:g}–{high:g} {unit}"
 
     def condition_categories(self, system_uri: str, code: str) -> tuple[str, ...]:
         """Every category a Condition/Procedure coding belongs to, in priority order; () if none.
@@ -457,7 +469,21 @@ def load_knowledge(directory: str | Path | None = None) -> Knowledge:
         _condition_exclude=MappingProxyType({k: frozenset(v) for k, v in exclude.items()}),
         _condition_rows=MappingProxyType({k: tuple(v) for k, v in by_category.items()}),
         _name_pattern=_name_regex(sorted(names, key=lambda name: (-len(name), name))),
+        plausible_ranges=MappingProxyType(_load_plausible_ranges(_read_json(d / "plausible_ranges.json"))),
     )
+
+
+def _load_plausible_ranges(raw: Mapping) -> dict[str, tuple[float, float, str]]:
+    ranges = {}
+    for kind, spec in raw.items():
+        if kind.startswith("_"):
+            continue
+        low, high = spec["low"], spec["high"]
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (low, high)) or not low < high \
+                or not spec.get("source") or not spec.get("unit"):
+            raise ValueError(f"plausible_ranges.json: {kind} needs numeric low < high, a unit and a source")
+        ranges[kind] = (float(low), float(high), spec["unit"])
+    return ranges
 
 
 @functools.cache

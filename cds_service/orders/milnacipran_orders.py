@@ -12,6 +12,7 @@ from typing import Any
 from cds_service.errors import BadRequest
 from cds_service.fhir.read import child
 from cds_service.fhir.read import items
+from cds_service.fhir.read import show_value
 from cds_service.fhir.read import text
 from cds_service.orders.dose import Dosing
 from cds_service.orders.dose import extract_dosing
@@ -37,6 +38,7 @@ class MilnacipranOrder:
     entry_index: int                # position among envelope.draft_entries()
     links: frozenset[str] = frozenset()     # orders it renews or changes: "MedicationRequest/<id>" or "id:<system>|<value>"
     group_identifier: str | None = None     # "system|value" of its groupIdentifier
+    implausible_dose: str | None = None   # the dose as ordered when it is implausible (then ``dosing`` is None)
 
     @property
     def dose_unread(self) -> bool:
@@ -114,16 +116,36 @@ def find_milnacipran_orders(envelope: Envelope, matcher: MedicationMatcher,
             raise BadRequest("The draft milnacipran order is a DSTU2 MedicationOrder; this service reads FHIR R4 "
                              "MedicationRequest. Point the client (e.g. the CDS Hooks sandbox) at an R4 FHIR server.")
         draft = normalise_draft(resource, envelope.patient_id)
+        dosing = extract_dosing(draft, match.strength_mg)
+        implausible = implausible_dose(dosing, matcher.knowledge)
         orders.append(MilnacipranOrder(
             resource=draft,
             reference=f"MedicationRequest/{text(resource, 'id') or f'draft-{index}'}",
             patient_id=envelope.patient_id,
             display=medication.display,
             match=match,
-            dosing=extract_dosing(draft, match.strength_mg),
+            dosing=None if implausible else dosing,
             has_id=text(resource, "id") is not None,
             entry_index=index,
             links=renewal_links(resource),
             group_identifier=_identifier(child(resource, "groupIdentifier")),
+            implausible_dose=implausible,
         ))
     return tuple(orders)
+
+
+def implausible_dose(dosing, knowledge) -> str | None:
+    """What is implausible about the ordered dose (1e308 mg, 0 mg, 1,000 doses a day), or None.
+
+    An implausible dose is never used in arithmetic: the dose checks show it instead.
+    """
+    if dosing is None:
+        return None
+    problems = []
+    for step in dosing.steps:
+        for kind, value, unit in (("dose_mg", step.mg_per_dose, "mg a dose"),
+                                  ("doses_per_day", step.doses_per_day, "doses a day"),
+                                  ("dose_mg_per_day", step.mg_per_day, "mg a day")):
+            if value is not None and not knowledge.plausible(kind, value):
+                problems.append(f"{show_value(value)} {unit} ({knowledge.plausible_range_text(kind)})")
+    return "; ".join(dict.fromkeys(problems)) or None

@@ -7,7 +7,9 @@ that makes the request unusable raises ``BadRequest`` with a message naming the 
 
 import dataclasses
 import json
+import math
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,10 +40,34 @@ def _not_json(constant: str):
     raise ValueError(f"{constant} is not a JSON number")
 
 
+MAX_INTEGER_DIGITS = 18     # FHIR integers are 32-bit, decimals have 18 significant digits at most
+
+
+def finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent: overflow (1e309) and underflow (1e-400, subnormals) refused."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    mantissa = text.lower().split("e")[0]
+    if (value == 0 and any(c in "123456789" for c in mantissa)) or 0 < abs(value) < sys.float_info.min:
+        raise ValueError(f"the number {text[:40]} is too small to be represented")
+    return value
+
+
+def bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise ValueError(f"the integer {text[:40]}... has more than {MAX_INTEGER_DIGITS} digits")
+    return int(text)
+
+
 def parse_json_object(body: bytes) -> dict:
-    """Decode a JSON object body, or raise ``BadRequest`` saying what is wrong."""
+    """Decode a JSON object body, or raise ``BadRequest`` saying what is wrong.
+
+    NaN/Infinity, numbers that overflow or underflow a double, and integers over 18 digits are
+    refused here (issue 13), so that no rule ever computes with them.
+    """
     try:
-        data = json.loads(body, parse_constant=_not_json)
+        data = json.loads(body, parse_constant=_not_json, parse_float=finite_float, parse_int=bounded_int)
     except (UnicodeDecodeError, ValueError) as error:
         raise BadRequest(f"Request body is not valid JSON: {error}") from None
     except RecursionError:

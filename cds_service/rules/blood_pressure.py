@@ -7,6 +7,7 @@ treat first, and reduce or stop on a sustained rise.
 from statistics import mean
 
 from cds_service.fhir.dates import show_date
+from cds_service.fhir.read import show_value
 from cds_service.findings import Finding
 from cds_service.findings.suggestions import order_observation
 from cds_service.rules.new_start import dose_change
@@ -22,9 +23,21 @@ def _recent(readings, snapshot, policy):
 
 
 def _bp_text(reading) -> str:
-    systolic = f"{reading.systolic:g}" if reading.systolic is not None else "?"
-    diastolic = f"{reading.diastolic:g}" if reading.diastolic is not None else "?"
+    systolic = show_value(reading.systolic) if reading.systolic is not None else "?"
+    diastolic = show_value(reading.diastolic) if reading.diastolic is not None else "?"
     return f"BP {systolic}/{diastolic} mmHg ({show_date(reading.when)})"
+
+
+def _implausible_lines(snapshot, policy, kinds=("blood_pressure", "heart_rate")) -> list[str]:
+    """Readings in the window left out as implausible (entry or unit errors), shown so they can be corrected."""
+    lines = []
+    for kind in kinds:
+        readings, ranges = snapshot.implausible.get(kind, ((), ""))
+        for reading in _recent(readings, snapshot, policy):
+            shown = (_bp_text(reading) if kind == "blood_pressure"
+                     else f"HR {show_value(reading.value)}/min ({show_date(reading.when)})")
+            lines.append(f"Not used, implausible value: {shown} ({ranges})")
+    return lines
 
 
 def _mean(values):
@@ -43,7 +56,7 @@ def blood_pressure_history(orders, snapshot, policy):
     lines = [_bp_text(r) for r in pressures] + [str(c) for c in crisis + hypertension]
     if systolic is not None or diastolic is not None:
         lines.insert(0, f"Mean of the last {len(pressures)}: {systolic or 0:.0f}/{diastolic or 0:.0f} mmHg")
-    detail = bullet_list(lines)
+    detail = bullet_list(lines + _implausible_lines(snapshot, policy, ("blood_pressure",)))
     on_treatment = not is_new_start(snapshot, policy)
     if on_treatment:
         detail += "\n\nAlready on milnacipran: this order is a change on treatment. " + _change_words(orders, snapshot)
@@ -70,6 +83,7 @@ def tachycardia(orders, snapshot, policy):
     if rate is None or rate <= policy.threshold("heart_rate_tachycardia_above"):
         return []
     lines = [f"Mean of the last {len(rates)}: {rate:.0f}/min"] + [f"HR {r.value:g}/min ({show_date(r.when)})" for r in rates]
+    lines += _implausible_lines(snapshot, policy, ("heart_rate",))
     return [Finding("warning", f"Resting heart rate {rate:.0f}/min: treat tachyarrhythmia before starting milnacipran.",
                     bullet_list(lines), SECTION, rule_id="V4")]
 
@@ -131,6 +145,12 @@ def missing_baseline(orders, snapshot, policy):
         last = next((r for r in readings if r.when and snapshot.days_since(r.when) <= usable), None)
         if kind in kinds and last is not None:
             older.append(f"Older than the window, not a baseline: {shown(last)}")
+    ignored = _implausible_lines(snapshot, policy, tuple({"bp_panel": "blood_pressure"}.get(k, k) for k in kinds))
+    if ignored:
+        return [Finding("info", f"No usable {missing} in the last {policy.threshold('bp_hr_window_days'):g} days "
+                        "(an implausible value was not used): the label asks for a baseline before starting.",
+                        f"Missing within the window: {missing}.\n\n" + bullet_list(ignored + older), SECTION,
+                        (suggestion,), rule_id="V1")]
     return [Finding("info", f"No {missing} in the last {policy.threshold('bp_hr_window_days'):g} days: the label asks "
                     "for a baseline before starting.", bullet_list([f"Missing within the window: {missing}"] + older),
                     SECTION, (suggestion,), rule_id="V1")]

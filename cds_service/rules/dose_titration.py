@@ -16,14 +16,23 @@ from cds_service.rules.wording import unread_dose
 SECTION = "Savella PI §2.1 Recommended dosing"
 
 
-def unreadable_dose(orders, snapshot, policy):
-    """D0: dosage instructions whose daily dose cannot be read (info): the dose checks did not run."""
+def dose_not_checked(orders, snapshot, policy):
+    """D0: the ordered dose could not be checked: implausible, an entry error (warning), or unreadable (info)."""
     t = policy.threshold
-    return [Finding("info", "Dose NOT checked: the ordered milnacipran dose could not be read. Check it by hand.",
-                    f"{unread_dose(order)} The checks for the {t('max_daily_mg'):g} mg/day maximum, a single dose above "
-                    f"{t('max_single_dose_mg'):g} mg, two divided doses a day and the titration on a new start did not run.",
-                    SECTION, rule_id="D0")
-            for order in orders if order.dose_unread]
+    findings = []
+    for order in orders:
+        if order.implausible_dose:
+            findings.append(Finding(
+                "warning", "Implausible value in the order's dose: check the dose; the dose checks did not run.",
+                f"Ordered: {order.implausible_dose}. A dose outside the plausible range is an entry error, so the "
+                "maximum-dose, divided-dose and titration checks were not made on it.", SECTION, rule_id="D0"))
+        elif order.dose_unread:
+            findings.append(Finding(
+                "info", "Dose NOT checked: the ordered milnacipran dose could not be read. Check it by hand.",
+                f"{unread_dose(order)} The checks for the {t('max_daily_mg'):g} mg/day maximum, a single dose above "
+                f"{t('max_single_dose_mg'):g} mg, two divided doses a day and the titration on a new start did not run.",
+                SECTION, rule_id="D0"))
+    return findings
 
 
 def maximum_daily_dose(orders, snapshot, policy):

@@ -23,7 +23,9 @@ def duplicate_milnacipran(orders, snapshot, policy):
         lines += [f"**milnacipran** — {order.display} (draft order {order.reference})" for order in orders[1:]]
     if not lines:
         return []
-    removable = [u.reference for u in drafts] + [order.reference for order in orders[1:]]
+    kept = orders[0].reference  # the draft being checked stays; drafts sharing its id cannot be told apart
+    removable = list(dict.fromkeys(r for r in [u.reference for u in drafts] + [o.reference for o in orders[1:] if o.has_id]
+                                   if r != kept))
     return [Finding("warning", "Milnacipran is already ordered or active (or levomilnacipran): avoid duplicate therapy.",
                     "If this order replaces the existing one, discontinue the old order.\n\n" + bullet_list(lines),
                     SECTION, remove_drafts("Remove the other milnacipran draft", removable), rule_id="D5")]

@@ -60,7 +60,7 @@ RULES = (
     Rule("bleeding-risk", bleeding_risk.bleeding_risk, ("B1", "B2", "B3")),
     Rule("cardiovascular-interaction", cardiovascular_drugs.cardiovascular_interaction, ("C1", "C2", "C3", "C4", "C4p")),
     Rule("duplicate-therapy", duplicate_therapy.duplicate_milnacipran, ("D5",)),
-    Rule("dose-titration", dose_titration.unreadable_dose, ("D0",)),
+    Rule("dose-titration", dose_titration.dose_not_checked, ("D0",)),
     Rule("dose-titration", dose_titration.maximum_daily_dose, ("D1",)),
     Rule("dose-titration", dose_titration.divided_doses, ("D2",)),
     Rule("dose-titration", dose_titration.titration_on_new_start, ("D3",), routine=("D3",)),
@@ -75,6 +75,7 @@ RULES = (
     Rule("pregnancy-lactation", pregnancy_lactation.pregnancy_lactation, ("P1", "P2")),
     Rule("hyponatremia", hyponatremia.hyponatremia, ("NA1",)),
     Rule("data-availability", data_availability.unavailable_data, ("DA1",)),
+    Rule("data-availability", data_availability.implausible_values, ("DA2",)),
 )
 
 

@@ -113,8 +113,10 @@ def missing_renal_data(orders, snapshot, policy):
               f"\n\n{_ceiling_text(policy)}")
     suggestion = order_observation(policy.knowledge, ("creatinine_mass",), orders[0].patient_id, "Order a serum creatinine",
                                    "Creatinine clearance for milnacipran renal dosing")
-    return [Finding("warning" if ckd or elderly else "info",
-                    "Renal dosing unknown: no recent creatinine or weight on file. Order a serum creatinine.",
+    summary = ("Renal dosing unknown: an implausible value was not used (see details). Check the chart; "
+               "order a serum creatinine." if any("implausible" in m for m in renal.missing) else
+               "Renal dosing unknown: no recent creatinine or weight on file. Order a serum creatinine.")
+    return [Finding("warning" if ckd or elderly else "info", summary,
                     detail, SECTION, (suggestion,), rule_id="R6")]
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cds_service.fhir.dates import show_date
+from cds_service.fhir.read import show_value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,27 +177,73 @@ def _choose(candidates: list[_Candidate], t) -> tuple[_Candidate, tuple[str, ...
     return chosen, tuple(inputs), tuple(notes)
 
 
+def _implausible_text(name: str, reading, ranges_text: str) -> str:
+    return (f"{name}: the newest result ({show_date(reading.when)}) is {_show(reading.value)} {reading.unit}, "
+            f"which is implausible ({ranges_text}): not used")
+
+
+def _show(value: float) -> str:
+    """A number as entered, for a card: never negative, 'inf' or 'nan', short."""
+    return show_value(value)
+
+
+def _newer_than(bad, good) -> bool:
+    return bad is not None and (good is None or (bad.when or datetime.datetime.min.replace(tzinfo=datetime.UTC))
+                                > (good.when or datetime.datetime.min.replace(tzinfo=datetime.UTC)))
+
+
 def estimate_renal_function(*, age, sex, now, thresholds, egfr_preference, creatinine, weights, heights, egfr,
-                            measured_crcl, unreadable_creatinine=()) -> RenalEstimate:
-    """The estimate the renal rules band; see the module docstring for the order of preference."""
+                            measured_crcl, unreadable_creatinine=(), implausible=None,
+                            implausible_age: str | None = None) -> RenalEstimate:
+    """The estimate the renal rules band; see the module docstring for the order of preference.
+
+    ``implausible`` maps a kind (creatinine, weight, height, egfr, crcl_measured) to its readings
+    outside the plausible range (newest first) and ``ranges`` text: they are never used, and a newer
+    implausible reading is never silently replaced by an older plausible one.
+    """
     t = thresholds
+    implausible = implausible or {}
     if age is not None and age < t["adult_age"]:
         return RenalEstimate(None, "not estimated", (), ("Cockcroft-Gault is not used under 18",), ("adult age",))
     scr = _within(creatinine, now, t["scr_usable_days"])
     weight = _within(weights, now, t["weight_usable_days"])
     height = _within(heights, now, t["height_usable_days"])
+    refused: dict[str, str] = {}
+    for kind, name, days in (("weight", "weight", t["weight_usable_days"]), ("height", "height", t["height_usable_days"])):
+        readings, ranges_text = implausible.get(kind, ((), ""))
+        bad = _within(readings, now, days)
+        if _newer_than(bad, weight if kind == "weight" else height):
+            refused[kind] = _implausible_text(name, bad, ranges_text)
+            if kind == "weight":
+                weight = None
+            else:
+                height = None
+    egfr_bad, egfr_range = implausible.get("egfr", ((), ""))
+    crcl_bad, crcl_range = implausible.get("crcl_measured", ((), ""))
     candidates = _candidates(age, sex, now, t, egfr_preference, scr, creatinine, weight, height, egfr, measured_crcl)
     missing = [name for name, value in (("serum creatinine within 365 days", scr),
                                         ("weight within 365 days", weight), ("age", age)) if value is None]
+    missing = [refused["weight"] if name.startswith("weight") and "weight" in refused
+               else implausible_age if name == "age" and implausible_age else name for name in missing]
     unreadable = _within(unreadable_creatinine, now, t["scr_usable_days"])
     if unreadable is not None and all(unreadable.when > c.when for c in candidates):
         # never fall back silently to results older than the newest one
         return RenalEstimate(None, "not estimated", (), (), (
-            f"serum creatinine: the newest result ({show_date(unreadable.when)}) is {unreadable.value:g} "
+            f"serum creatinine: the newest result ({show_date(unreadable.when)}) is {_show(unreadable.value)} "
             f"'{unreadable.unit}', which the service cannot read",))
+    scr_bad, scr_range = implausible.get("creatinine", ((), ""))
+    bad_scr = _within(scr_bad, now, t["scr_usable_days"])
+    if bad_scr is not None and all(bad_scr.when and c.when and bad_scr.when > c.when for c in candidates):
+        return RenalEstimate(None, "not estimated", (), (), (_implausible_text("serum creatinine", bad_scr, scr_range),))
     if not candidates:
         return RenalEstimate(None, "not estimated", (), (), tuple(missing))
     chosen, inputs, notes = _choose(candidates, t)
+    if "height" in refused:
+        notes += (refused["height"],)
+    for readings, name, ranges_text in ((egfr_bad, "eGFR", egfr_range), (crcl_bad, "measured CrCl", crcl_range)):
+        bad = _within(readings, now, t["scr_usable_days"])
+        if bad is not None:
+            notes += (_implausible_text(name, bad, ranges_text),)
     if chosen.method != "Cockcroft-Gault" and missing:
         notes += (f"no Cockcroft-Gault: missing {', '.join(missing)}",)
     if chosen.method == "Cockcroft-Gault" and weight is not None and weight.when is not None \

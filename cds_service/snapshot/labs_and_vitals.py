@@ -4,8 +4,11 @@ Only Observations whose LOINC code the knowledge lists are read. Creatinine beco
 (from umol/L or mmol/L), weight kg (from lb or g), height cm (from in, m or mm), eGFR and
 creatinine clearance mL/min (from mL/s); a value in a unit the service does not know, or not
 above zero, is kept aside as unreadable (``unreadable_<kind>``) rather than guessed, so that a
-rule can say the newest result could not be used. Blood pressure comes from the panel's
-components or from separate systolic and diastolic results taken at the same moment.
+rule can say the newest result could not be used. A readable value outside its plausible range
+(``Knowledge.plausible_ranges``: 1.7 cm, 0.07 kg, a heart rate of 900) is kept aside as
+``implausible_<kind>``: never used in arithmetic, shown by the check that needed it. Blood
+pressure comes from the panel's components or from separate systolic and diastolic results taken
+at the same moment.
 
 Liver enzymes become U/L (IU/L; ukat/L x ``enzyme_u_l_per_ukat_l``), with their reference range
 in the same unit; an enzyme in another unit keeps its unit (its own reference range still
@@ -227,6 +230,15 @@ def read_observations(observations: Iterable[Mapping], knowledge: Knowledge) -> 
                 continue
             reading, readable = measured
             kind = (family or kind) if readable else f"unreadable_{family or kind}"
+            if readable and kind in knowledge.plausible_ranges and not knowledge.plausible(kind, reading.value):
+                kind = f"implausible_{kind}"
+        if isinstance(reading, BloodPressure) and not _plausible_pressure(reading, knowledge):
+            kind = "implausible_blood_pressure"
         if reading is not None:
             found.setdefault(kind, []).append(reading)
     return found
+
+
+def _plausible_pressure(reading: BloodPressure, knowledge: Knowledge) -> bool:
+    return all(value is None or knowledge.plausible(kind, value)
+               for kind, value in (("systolic_bp", reading.systolic), ("diastolic_bp", reading.diastolic)))

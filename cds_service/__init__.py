@@ -76,7 +76,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
         discovery=discovery_document(knowledge),
         authenticator=_authenticator(settings, auth_clock, fetch_jwks, replay_cache),
         audit=audit,
-        database=database,
+        database=database or (audit.store if audit else None),  # what /readyz pings
     ))
     install_observability(app)
     app.register_blueprint(views.cds)

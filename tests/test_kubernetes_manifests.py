@@ -15,7 +15,7 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="the tes
 DIRECTORY = REPO / "deploy" / "kubernetes"
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")  # the oldest supported here (preStop sleep) and the newest schema
 # CDS_* variables the deployment sets before the service reads them (added by the database/audit work).
-PENDING_SETTINGS = {"CDS_DATA_DIR", "CDS_DATABASE_URL", "CDS_PSEUDONYM_KEY"}
+PENDING_SETTINGS: set[str] = set()  # every setting the manifests name is one the service reads
 
 
 def kustomization() -> dict:
@@ -120,7 +120,7 @@ def test_configuration_comes_from_the_config_map_and_secrets_from_the_secret():
     known = {field.variable for field in FIELDS} | PENDING_SETTINGS
     assert set(config["data"]) <= known, set(config["data"]) - known
     from_secret = {env["name"]: env["valueFrom"]["secretKeyRef"] for env in container()["env"]}
-    assert set(from_secret) == {"CDS_DATABASE_URL", "CDS_PSEUDONYM_KEY"}
+    assert set(from_secret) == {"CDS_DATABASE_URL", "CDS_AUDIT_PATIENT_KEY_SECRET"}
     for reference in from_secret.values():
         assert reference["name"] == secret["metadata"]["name"] and reference["key"] in secret["stringData"]
     assert not set(from_secret) & set(config["data"])  # secrets never in the ConfigMap

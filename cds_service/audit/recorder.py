@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from cds_service.audit.store import AuditError
 from cds_service.audit.store import IssuedCard
 from cds_service.audit.store import Store
+from cds_service.metrics import metrics
 
 log = logging.getLogger("cds_service.audit")
 _STOP = object()
@@ -56,6 +57,7 @@ class CardRecorder:
         except queue.Full:
             with self._lock:
                 self.dropped += 1
+            metrics().database_errors.labels("audit-queue-full").inc()
             log.error("audit queue full: cards not recorded", extra={"fields": {"cards": len(cards)}})
             return False
         return True
@@ -72,6 +74,7 @@ class CardRecorder:
                 except (AuditError, ValueError) as error:
                     with self._lock:
                         self.failed += 1
+                    metrics().database_errors.labels("audit-record").inc()
                     log.error("audit: cards not recorded", extra={"fields": {"error": str(error), "cards": len(cards)}})
                 else:
                     with self._lock:

@@ -23,6 +23,7 @@ from cds_service.audit.store import AuditUnavailable
 from cds_service.audit.store import IssuedCard
 from cds_service.audit.store import Store
 from cds_service.audit.store import pseudonymise
+from cds_service.metrics import metrics
 from cds_service.policy import PolicyIdentity
 
 log = logging.getLogger("cds_service.audit")
@@ -42,6 +43,8 @@ class AuditCounters:
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
             self._counts[name] += amount
+        if name.endswith("_failed"):  # a database error: on the dashboards too
+            metrics().database_errors.labels(f"audit-{name.removesuffix('_failed').replace('_', '-')}").inc(amount)
 
     def as_dict(self) -> dict[str, int]:
         with self._lock:

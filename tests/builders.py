@@ -103,3 +103,15 @@ def with_policy(**thresholds):
 def run_rules(module, draft_orders, patient, policy=POLICY) -> list:
     """The findings of one rule module's registered rules, through the engine (so ids are stamped)."""
     return evaluate_rules(draft_orders, patient, policy, rules=[r for r in RULES if r.check.__module__ == module.__name__])
+
+
+def paths(value, path=()):
+    """Every path (a tuple of keys and indexes) into a JSON document, for mutation tests."""
+    if path:
+        yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from paths(item, path + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from paths(item, path + (index,))

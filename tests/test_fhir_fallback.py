@@ -22,6 +22,7 @@ from cds_service.chart.fetch import fetch
 from cds_service.chart.prefetch import prefetch_templates
 from cds_service.chart.source import ChartSource
 from cds_service.chart.source import usable_prefetch
+from cds_service.fhir.bounded_get import new_session
 from cds_service.knowledge import default_knowledge
 from cds_service.request.envelope import parse_envelope
 from cds_service.settings import load_settings
@@ -220,7 +221,7 @@ def test_a_server_that_trickles_bytes_is_cut_off_at_the_deadline(stub, make_sour
 def test_an_abandoned_trickling_query_ends_at_the_deadline_and_frees_its_thread(stub):
     # each read gets a byte within the 5 s read timeout, so only the deadline check can stop it
     stub.set_fault("trickle", delay=0.1)
-    session = fhir_fetch.new_session(2)
+    session = new_session(2)
     started = time.monotonic()
     with pytest.raises(fhir_fetch.FhirUnavailable, match="timed out"):
         fhir_fetch.fetch(session, stub.base_url, f"{stub.base_url}/Condition?patient=p1", token=None, expect="Bundle",

@@ -15,6 +15,7 @@ import copy
 import json
 import re
 
+from builders import paths
 from conformance import assert_conformant_response
 from hypothesis import HealthCheck
 from hypothesis import given
@@ -51,16 +52,6 @@ wrong_values = st.one_of(
     st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
 )
 
-
-def paths(value, path=()):
-    if path:
-        yield path
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from paths(item, path + (key,))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from paths(item, path + (index,))
 
 
 def parent(document, path):

@@ -9,6 +9,7 @@ import copy
 import random
 
 import pytest
+from builders import paths
 from test_scenarios import SCENARIOS
 
 from cds_service import create_app
@@ -17,16 +18,6 @@ from cds_service.scenario import load_scenario
 WRONG_VALUES = (None, [], {}, 12, -1.5, "x", "", True, [1, "a"], {"a": None}, "2026-13-45")
 MUTATIONS_PER_SCENARIO = 15
 
-
-def paths(value, path=()):
-    if path:
-        yield path
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from paths(item, path + (key,))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from paths(item, path + (index,))
 
 
 def replace(document, path, value):

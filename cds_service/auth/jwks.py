@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.cookiejar
 import json
 import logging
 import threading
@@ -11,8 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
-
-import requests
 
 from cds_service.auth.trust import check_public_jwk
 from cds_service.fhir import bounded_get
@@ -56,7 +53,7 @@ class HttpJwksFetcher:
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
-        self._session = new_session(8)
+        self._session = bounded_get.new_session(8)
         self._running: dict[str, threading.Thread] = {}
         self._guard = threading.Lock()
 
@@ -93,12 +90,3 @@ class HttpJwksFetcher:
 def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
-
-def new_session(pool_size: int) -> requests.Session:
-    """A pooled session that keeps no cookies (shared by the fetch threads; plain GETs only)."""
-    session = requests.Session()
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session

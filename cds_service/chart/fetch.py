@@ -11,7 +11,6 @@ not followed at all. Cookies are never kept, so nothing leaks from one request t
 """
 
 import dataclasses
-import http.cookiejar
 import json
 import logging
 from collections.abc import Mapping
@@ -68,15 +67,6 @@ def origin(url: str) -> tuple[str, str, int] | None:
         return None
     return parts.scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[parts.scheme]
 
-
-def new_session(pool_size: int) -> requests.Session:
-    """A pooled session, safe to share between threads for plain GETs, that keeps no cookies."""
-    session = requests.Session()
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
 
 
 def fetch(session: requests.Session, server: str, url: str, *, token: str | None, expect: str,

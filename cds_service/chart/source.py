@@ -42,6 +42,7 @@ from cds_service.chart.readable import search_resources
 from cds_service.chart.readable import total_contradicts
 from cds_service.fhir import bounded_get
 from cds_service.fhir.bounded_get import Budget
+from cds_service.fhir.bounded_get import new_session
 from cds_service.fhir.read import child
 from cds_service.fhir.read import items
 from cds_service.fhir.read import text
@@ -221,7 +222,7 @@ class ChartSource:
 
     def __init__(self, settings, session=None):
         self.settings = settings
-        self.session = session if session is not None else fhir_fetch.new_session(POOL_SIZE)
+        self.session = session if session is not None else new_session(POOL_SIZE)
         self.lanes = _Lanes(settings.fhir_max_concurrent_per_server)
         bounded_get.return_large_buffers_to_the_os()
         self.process_budget = Budget(settings.fhir_process_budget_bytes)

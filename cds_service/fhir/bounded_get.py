@@ -16,12 +16,14 @@ error class) is for the log only. Neither carries a URL, a query or a token.
 
 from __future__ import annotations
 
+import http.cookiejar
 import socket
 import threading
 import time
 import zlib
 
 import requests
+import requests.adapters
 import urllib3.exceptions
 
 CHUNK_BYTES = 65_536
@@ -140,6 +142,16 @@ class _Decoder:
             pieces.clear()      # the traceback keeps this frame: not what was decoded
             raise
         return pieces
+
+
+def new_session(pool_size: int) -> requests.Session:
+    """A pooled session that keeps no cookies, safe to share between threads for plain GETs."""
+    session = requests.Session()
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def get_body(session: requests.Session, url: str, *, headers: dict[str, str], timeout: float, deadline: float,

@@ -33,8 +33,8 @@ def unavailable_data(orders, snapshot, policy):
         return []
     blind = any(u.key in MEDICATION_KEYS or u.key.startswith(MEDICATION_RESOURCES) for u in missing)
     lines = [f"{u.key}: {u.reason} — not fully checked: {_checks(u.key)}" for u in missing]
-    summary = ("Medication data missing, unreadable or incomplete: the MAOI, linezolid and methylene blue checks "
-               "may have missed drugs. Review the medication list."
+    summary = ("Medication list missing or unreadable: the MAOI, linezolid and methylene blue checks may have "
+               "missed drugs. Review it."
                if blind else "Some chart data were unavailable: some milnacipran checks did not run (see details).")
     return [Finding("warning" if blind else "info", summary,
                     "A check that could not run is not a check that passed.\n\n" + bullet_list(lines),

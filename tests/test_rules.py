@@ -349,6 +349,47 @@ def test_dose_suggestions_are_valid_r4_updates_of_the_same_draft():
             assert_valid_r4(action.resource)
 
 
+def _full_draft(mg_per_dose, per_day, **changes):
+    """A draft as an EHR fills it: route, method, site, instructions, a start date and a dispense."""
+    resource = draft_resource(mg_per_dose, per_day)
+    resource["dosageInstruction"][0].update({
+        "route": {"coding": [{"system": "http://snomed.info/sct", "code": "26643006", "display": "Oral route"}]},
+        "method": {"text": "swallow"}, "site": {"text": "mouth"}, "patientInstruction": "with food",
+        "additionalInstruction": [{"text": "take with meals"}]})
+    resource["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {"start": "2026-11-20"}
+    resource["dispenseRequest"] = {"quantity": {"value": 60, "unit": "tablet"}, "numberOfRepeatsAllowed": 2,
+                                   "validityPeriod": {"start": "2026-11-20"}}
+    resource["note"] = [{"text": "fibromyalgia"}]
+    resource.update(changes)
+    return resource
+
+
+BUILDERS = [   # each suggestion builder, reached through the rule that uses it
+    ("change_dose", 150, lambda draft: dose_titration.maximum_daily_dose(draft, snapshot(), POLICY)),
+    ("switch_to_titration_pack", 100, lambda draft: dose_titration.titration_on_new_start(draft, snapshot(), POLICY)),
+    ("titrate_to", 100, lambda draft: renal_function.renal_dose_ceiling(draft, snapshot(renal=renal(20)), POLICY)),
+]
+
+
+@pytest.mark.parametrize("builder, mg, run", BUILDERS, ids=[name for name, _, _ in BUILDERS])
+def test_every_update_builder_sends_valid_r4_keeping_the_drafts_own_fields(builder, mg, run):
+    draft = orders(_full_draft(mg, 2))
+    updates = [action for finding in run(draft) for suggestion in finding.suggestions for action in suggestion.actions
+               if action.type == "update"]
+    assert updates, builder
+    for action in updates:
+        assert_valid_r4(action.resource)
+        assert action.resource["note"] == [{"text": "fibromyalgia"}]
+        assert action.resource["dosageInstruction"][0]["route"]["coding"][0]["code"] == "26643006"
+
+
+@pytest.mark.parametrize("builder, mg, run", BUILDERS, ids=[name for name, _, _ in BUILDERS])
+def test_a_draft_that_is_not_valid_r4_keeps_its_card_but_gets_no_update_button(builder, mg, run):
+    findings = run(orders(_full_draft(mg, 2, authoredOn="yesterday")))
+    assert findings, builder
+    assert not [a for f in findings for s in f.suggestions for a in s.actions if a.type == "update"]
+
+
 def test_maximum_dose_suggestion_defers_to_the_renal_card_in_severe_impairment():
     [finding] = dose_titration.maximum_daily_dose(orders(draft_resource(150, 2)), snapshot(renal=renal(20)), POLICY)
     assert finding.suggestions == ()

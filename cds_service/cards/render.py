@@ -16,7 +16,6 @@ from cds_service.cards.compose import CardPlan
 from cds_service.contract import SUMMARY_LIMIT
 from cds_service.contract import TOPIC_SYSTEM
 from cds_service.contract import TOPICS
-from cds_service.fhir.r4 import prune
 from cds_service.findings import Suggestion
 from cds_service.findings import check_could_not_run
 from cds_service.policy import CONTRAINDICATION_ONLY_TOPICS
@@ -31,18 +30,22 @@ def _short(summary: str) -> str:
     return summary if len(summary) <= SUMMARY_LIMIT else summary[: SUMMARY_LIMIT - 1].rstrip() + "…"
 
 
+def _present(**fields) -> dict:
+    """The fields that have a value: the spec's "no null or empty value" for a card's own fields.
+    (Suggestion resources arrive pruned from their builders, so they are not walked again.)"""
+    return {key: value for key, value in fields.items() if value not in (None, "", [], {})}
+
+
 def _suggestion(suggestion: Suggestion) -> dict:
-    return {
-        "label": suggestion.label,
-        "uuid": str(uuid.uuid4()),
-        "isRecommended": suggestion.is_recommended or None,
-        "actions": [
-            {"type": action.type, "description": action.description,
-             "resource": dict(action.resource) if action.resource is not None else None,
-             "resourceId": action.resource_id}
-            for action in suggestion.actions
-        ],
-    }
+    return _present(
+        label=suggestion.label,
+        uuid=str(uuid.uuid4()),
+        isRecommended=suggestion.is_recommended or None,
+        actions=[_present(type=action.type, description=action.description,
+                          resource=dict(action.resource) if action.resource is not None else None,
+                          resourceId=action.resource_id)
+                 for action in suggestion.actions],
+    )
 
 
 def _detail(plan: CardPlan, footer: str) -> str:
@@ -66,21 +69,18 @@ def _override_reasons(reasons: Sequence[Mapping], plan: CardPlan) -> list[dict]:
 
 
 def render_card(plan: CardPlan, footer: str, override_reasons: Sequence[Mapping]) -> dict:
-    return prune({
-        "uuid": str(uuid.uuid4()),
-        "summary": _short(plan.summary),
-        "indicator": plan.lead.indicator,
-        "detail": _detail(plan, footer),
-        "source": {
-            "label": SOURCE_LABEL,
-            "url": LABEL_URL,
-            "topic": {"system": TOPIC_SYSTEM, "code": plan.topic, "display": TOPICS[plan.topic]},
-        },
-        "suggestions": [_suggestion(suggestion) for suggestion in plan.suggestions],
-        "selectionBehavior": "at-most-one" if plan.suggestions else None,
-        "overrideReasons": _override_reasons(override_reasons, plan) if plan.lead.rank > 0 else None,
-        "links": [{"label": "Savella prescribing information (DailyMed)", "url": LABEL_URL, "type": "absolute"}],
-    })
+    return _present(
+        uuid=str(uuid.uuid4()),
+        summary=_short(plan.summary),
+        indicator=plan.lead.indicator,
+        detail=_detail(plan, footer),
+        source={"label": SOURCE_LABEL, "url": LABEL_URL,
+                "topic": {"system": TOPIC_SYSTEM, "code": plan.topic, "display": TOPICS[plan.topic]}},
+        suggestions=[_suggestion(suggestion) for suggestion in plan.suggestions],
+        selectionBehavior="at-most-one" if plan.suggestions else None,
+        overrideReasons=_override_reasons(override_reasons, plan) if plan.lead.rank > 0 else None,
+        links=[{"label": "Savella prescribing information (DailyMed)", "url": LABEL_URL, "type": "absolute"}],
+    )
 
 
 def render_cards(plans: Sequence[CardPlan], footer: str, override_reasons: Sequence[Mapping]) -> list[dict]:

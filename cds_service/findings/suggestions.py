@@ -2,15 +2,14 @@
 
 Each builder returns a ``Suggestion`` whose actions change the draft order (a new sig on the same
 id, a cancel by ``resourceId``) or create a new order (a ServiceRequest for a missing lab). An
-``update`` is pruned of empty values and validated as R4 exactly as it will be sent; a draft that
-cannot be echoed back validly gets no button (the card's text still explains). The incoming draft
+``update`` is pruned of empty values; a draft that is not valid R4 (so cannot be echoed back
+validly) gets no button (the card's text still explains). The incoming draft
 is never mutated: updates are built on a copy.
 """
 
 import copy
 from collections.abc import Sequence
 
-from cds_service.fhir.r4 import is_valid_medication_request
 from cds_service.fhir.r4 import prune
 from cds_service.fhir.read import child
 from cds_service.fhir.read import items
@@ -108,12 +107,12 @@ def _replaced_order(order: MilnacipranOrder, medication: dict, dosage_instructio
 
 def _update_draft(order: MilnacipranOrder, label: str, description: str, resource: dict,
                   recommended: bool = False) -> Suggestion | None:
-    """An ``update`` of the draft, or None when the draft has no id or the new resource, exactly as it
-    will be sent (empty values pruned), is not valid R4: the card then explains, without a button."""
-    resource = prune(resource)
-    if not order.has_id or not is_valid_medication_request(resource):
+    """An ``update`` of the draft (empty values pruned), or None when the draft has no id or is not
+    valid R4: the card then explains, without a button. What the builders here add (medication, sig,
+    dispense) is valid R4 by construction, which the tests check for every builder."""
+    if not order.has_id or not order.echoes_as_r4:
         return None
-    return Suggestion(label, (Action("update", description, resource=resource),), recommended)
+    return Suggestion(label, (Action("update", description, resource=prune(resource)),), recommended)
 
 
 def _medication(code) -> dict:
@@ -164,12 +163,12 @@ def order_observation(knowledge: Knowledge, kinds: Sequence[str], patient_id: st
     for kind in kinds:
         loinc = knowledge.loinc_of(kind)
         display = knowledge.observation_displays[loinc]
-        actions.append(Action("create", f"Order {display}", resource={
+        actions.append(Action("create", f"Order {display}", resource=prune({
             "resourceType": "ServiceRequest",
             "status": "draft",
             "intent": "order",
             "code": {"coding": [{"system": LOINC, "code": loinc, "display": display}], "text": display},
             "subject": {"reference": f"Patient/{patient_id}"},
             "reasonCode": [{"text": why}],
-        }))
+        })))
     return Suggestion(label, tuple(actions))

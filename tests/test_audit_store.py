@@ -79,6 +79,16 @@ def test_migrations_run_up_from_an_empty_database_and_again_as_a_no_op(database,
     audit.dispose()
 
 
+def test_the_newest_revision_the_store_knows_is_the_newest_migration():
+    from alembic.script import ScriptDirectory
+
+    from cds_service.audit.store import SCHEMA_HEAD
+    from cds_service.audit.store import alembic_config
+
+    assert SCHEMA_HEAD == ScriptDirectory.from_config(alembic_config()).get_current_head(), \
+        "a new migration: set SCHEMA_HEAD in cds_service/audit/store.py to its revision"
+
+
 def test_the_migration_matches_the_models(store):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
@@ -91,7 +101,9 @@ def test_the_migration_matches_the_models(store):
 
 def test_the_migration_downgrades_and_upgrades_again(store):
     from alembic import command
-    config = store._alembic_config()
+
+    from cds_service.audit.store import alembic_config
+    config = alembic_config()
     with store.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, "base")

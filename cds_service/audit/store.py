@@ -19,15 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import delete
 from sqlalchemy import event
 from sqlalchemy import func
+from sqlalchemy import inspect
 from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy import update
@@ -59,6 +56,7 @@ SEVERITY = {"info": 0, "warning": 1, "critical": 2}
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRES_CONNECT_TIMEOUT_S = 5
 MIGRATION_LOCK_KEY = 0x43445341  # pg_advisory_xact_lock key, "CDSA"
+SCHEMA_HEAD = "0002"  # the newest migration's revision (tests check it against cds_service/audit/migrations)
 _CHUNK = 500                     # uuids per IN (...) list
 _PATIENT_KEY = re.compile(r"[0-9a-f]{64}")
 
@@ -118,6 +116,15 @@ def normalise_url(url: str) -> str:
 def masked_url(url: str) -> str:
     """The URL with its password hidden, for messages."""
     return make_url(normalise_url(url)).render_as_string(hide_password=True)
+
+
+def alembic_config():
+    """Alembic's configuration for the migrations shipped in the package (no ``alembic.ini``)."""
+    from alembic.config import Config  # loaded only when a schema is to change: it costs half a second
+
+    config = Config()
+    config.set_main_option("script_location", "cds_service.audit:migrations")
+    return config
 
 
 def _sqlite_engine(url, **kwargs) -> Engine:
@@ -180,31 +187,37 @@ class Store:
 
     # -- schema ------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _alembic_config() -> Config:
-        config = Config()
-        config.set_main_option("script_location", "cds_service.audit:migrations")
-        return config
-
     def migrate(self) -> str:
-        """Upgrade to the newest revision; returns it. Concurrent callers wait for each other."""
-        config = self._alembic_config()
+        """Upgrade to the newest revision; returns it. Concurrent callers wait for each other.
+
+        A database already at the newest revision is left as it is without loading Alembic, which
+        would cost half a second of every start."""
+        if self._revision() == SCHEMA_HEAD:
+            return SCHEMA_HEAD
+        from alembic import command
+
+        config = alembic_config()
         try:
             with self.engine.begin() as connection:  # on SQLite, BEGIN IMMEDIATE: the write lock is ours
                 if self.dialect == "postgresql":
                     connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
-                return MigrationContext.configure(connection).get_current_revision()
+            return self._revision()
         except SQLAlchemyError as error:
             raise _unavailable(error) from error
 
     def schema_revision(self) -> tuple[str | None, str]:
         """(the database's revision, the newest revision this code knows)."""
-        head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+        return self._revision(), SCHEMA_HEAD
+
+    def _revision(self) -> str | None:
+        """The database's schema revision (Alembic's ``alembic_version`` table), None before the first migration."""
         try:
             with self.engine.connect().execution_options(audit_readonly=True) as connection:
-                return MigrationContext.configure(connection).get_current_revision(), head
+                if not inspect(connection).has_table("alembic_version"):
+                    return None
+                return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
         except SQLAlchemyError as error:
             raise _unavailable(error) from error
 

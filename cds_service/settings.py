@@ -160,8 +160,9 @@ FIELDS = (
     Field("fhir_allowed_servers", str, "",
           "FHIR servers (origins, comma-separated) a request may name when JWT authentication is off, besides "
           "loopback; `*` = any. With authentication on, the trusted-clients file's `fhir_servers` decides."),
-    Field("fhir_max_concurrent_per_server", _whole_number(1, 64), "8",
-          "Most queries running at once against one FHIR server origin (its bulkhead)."),
+    Field("fhir_max_concurrent_per_server", _whole_number(1, 64), "10",
+          "Most queries running at once against one FHIR server origin (its bulkhead), per worker. The default "
+          "lets the ten chart queries of one request run at once."),
     Field("fhir_max_body_bytes", _whole_number(1000, 20_000_000), "4000000",
           "Largest FHIR response body read for one page of one query (decoded); more makes the key unavailable."),
     Field("fhir_request_budget_bytes", _whole_number(1000, 100_000_000), "8000000",

@@ -67,6 +67,11 @@ def topics(response):
 
 # -- bulkheads -------------------------------------------------------------------------------
 
+def test_by_default_one_requests_chart_queries_run_at_once_in_its_servers_lane():
+    default = load_settings({}, {}).fhir_max_concurrent_per_server
+    assert default >= len(prefetch_templates(default_knowledge()))   # else every fallback takes two rounds
+
+
 def test_a_hanging_server_does_not_delay_requests_to_a_healthy_one_or_to_none():
     service = app(fhir_max_concurrent_per_server=4)
     results = {"hanging": [], "healthy": [], "prefetch": []}

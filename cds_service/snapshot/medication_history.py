@@ -8,6 +8,7 @@ entered-in-error and cancelled included, does not count.
 
 import dataclasses
 import datetime
+import functools
 import re
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -156,15 +157,21 @@ def _words(resource: Mapping, medication: Medication, dose_form: str | None) -> 
     return " ".join(words).lower()
 
 
-def _has_word(words: str, word: str) -> bool:
-    return re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", words) is not None
+@functools.lru_cache(maxsize=64)  # one per word list of forms.json (a handful per knowledge version)
+def _whole_words(words: tuple[str, ...]) -> re.Pattern:
+    """A pattern finding any of ``words`` as a whole word (not inside a longer word or number)."""
+    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(word) for word in words) + r")(?![a-z0-9])")
+
+
+def _shows_any(text: str, words: tuple[str, ...]) -> bool:
+    return bool(words) and _whole_words(words).search(text) is not None
 
 
 def medication_forms(words: str, group: str, knowledge) -> frozenset[str]:
     """The forms.json forms whose words the text shows, for the forms that apply to this ingredient group."""
     return frozenset(form for form, applies in knowledge.form_applies_to.items()
-                     if group in applies and any(_has_word(words, word) for word in knowledge.form_words[form])
-                     and not any(_has_word(words, word) for word in knowledge.form_not_words[form]))
+                     if group in applies and _shows_any(words, knowledge.form_words[form])
+                     and not _shows_any(words, knowledge.form_not_words[form]))
 
 
 def _identifier(value: Mapping) -> str | None:

@@ -21,6 +21,7 @@ IU/L value otherwise; IU/L = mIU/mL); molar or mass units only when flagged posi
 
 import dataclasses
 import datetime
+import functools
 from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
@@ -77,6 +78,7 @@ class HcgResult:
     iu_per_l: float | None = None   # a quantitative result in IU/L (= mIU/mL) for the rule's cut-offs
 
 
+@functools.lru_cache(maxsize=8)  # one per knowledge version in use
 def unit_factors(knowledge: Knowledge) -> dict[str, dict[str, float]]:
     """Unit (as ``unit_key`` spells it) -> factor into the rules' unit, per family."""
     umol = 1 / knowledge.constants["creatinine_umol_per_mg_dl"]

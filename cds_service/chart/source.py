@@ -21,6 +21,7 @@ lane, and a request with complete prefetch never waits for a fetch thread.
 import concurrent.futures
 import contextvars
 import dataclasses
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -135,7 +136,17 @@ class Chart:
     medications: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)  # by reference
 
     def of_type(self, resource_type: str) -> list[Mapping[str, Any]]:
-        return [resource for resource in self.resources if resource.get("resourceType") == resource_type]
+        return list(self._by_type.get(resource_type, ()))
+
+    @functools.cached_property
+    def _by_type(self) -> dict[str, list[Mapping[str, Any]]]:
+        """The resources grouped by type once, in chart order (the snapshot asks for five types)."""
+        grouped: dict[str, list[Mapping[str, Any]]] = {}
+        for resource in self.resources:
+            kind = resource.get("resourceType")
+            if type(kind) is str:
+                grouped.setdefault(kind, []).append(resource)
+        return grouped
 
 
 def resource_type_of(template: str) -> str:

@@ -158,10 +158,12 @@ def is_operation_outcome(value: Any) -> bool:
     """An OperationOutcome, alone or as the only kind of entry in a Bundle (one of them an error)."""
     if text(value, "resourceType") == "OperationOutcome":
         return True
-    entries = [child(entry, "resource") for entry in items(value, "entry")]
-    return text(value, "resourceType") == "Bundle" and bool(entries) and all(
-        text(resource, "resourceType") == "OperationOutcome" for resource in entries) and any(
-        is_error_outcome(resource) for resource in entries)  # information only: a readable "none"
+    if text(value, "resourceType") != "Bundle":
+        return False
+    entries = items(value, "entry")  # the first entry that is not an OperationOutcome ends the reading
+    return bool(entries) and all(
+        text(child(entry, "resource"), "resourceType") == "OperationOutcome" for entry in entries) and any(
+        is_error_outcome(child(entry, "resource")) for entry in entries)  # information only: a readable "none"
 
 
 def bundle_resources(value: Any) -> list[Mapping[str, Any]]:

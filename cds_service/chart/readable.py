@@ -16,6 +16,9 @@ import pkgutil
 from collections.abc import Mapping
 from typing import Any
 
+from cds_service.fhir.read import child
+from cds_service.fhir.read import text
+
 MEDICATION_ORDERS = ("MedicationRequest", "MedicationStatement")
 ERROR_SEVERITIES = ("error", "fatal")
 
@@ -57,12 +60,11 @@ def search_resources(bundle: Any, entry_type: str | None) -> tuple[list[Mapping[
         return [], "a Bundle whose entries are not a list", 0
     resources, matches = [], 0
     for entry in entries:
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if not isinstance(resource, Mapping) or not isinstance(resource.get("resourceType"), str):
+        resource = child(entry, "resource")
+        if not isinstance(resource.get("resourceType"), str):
             return [], "a Bundle with an entry that holds no resource", 0
         kind = resource["resourceType"]
-        search = entry.get("search")
-        mode = search.get("mode") if isinstance(search, Mapping) else None
+        mode = text(child(entry, "search"), "mode")
         if kind == "OperationOutcome":
             if is_error_outcome(resource):
                 return [], "an error (OperationOutcome) among the results", 0

@@ -21,6 +21,7 @@ lane, and a request with complete prefetch never waits for a fetch thread.
 import concurrent.futures
 import contextvars
 import dataclasses
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -135,7 +136,17 @@ class Chart:
     medications: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)  # by reference
 
     def of_type(self, resource_type: str) -> list[Mapping[str, Any]]:
-        return [resource for resource in self.resources if resource.get("resourceType") == resource_type]
+        return list(self._by_type.get(resource_type, ()))
+
+    @functools.cached_property
+    def _by_type(self) -> dict[str, list[Mapping[str, Any]]]:
+        """The resources grouped by type once, in chart order (the snapshot asks for five types)."""
+        grouped: dict[str, list[Mapping[str, Any]]] = {}
+        for resource in self.resources:
+            kind = resource.get("resourceType")
+            if type(kind) is str:
+                grouped.setdefault(kind, []).append(resource)
+        return grouped
 
 
 def resource_type_of(template: str) -> str:
@@ -147,10 +158,12 @@ def is_operation_outcome(value: Any) -> bool:
     """An OperationOutcome, alone or as the only kind of entry in a Bundle (one of them an error)."""
     if text(value, "resourceType") == "OperationOutcome":
         return True
-    entries = [child(entry, "resource") for entry in items(value, "entry")]
-    return text(value, "resourceType") == "Bundle" and bool(entries) and all(
-        text(resource, "resourceType") == "OperationOutcome" for resource in entries) and any(
-        is_error_outcome(resource) for resource in entries)  # information only: a readable "none"
+    if text(value, "resourceType") != "Bundle":
+        return False
+    entries = items(value, "entry")  # the first entry that is not an OperationOutcome ends the reading
+    return bool(entries) and all(
+        text(child(entry, "resource"), "resourceType") == "OperationOutcome" for entry in entries) and any(
+        is_error_outcome(child(entry, "resource")) for entry in entries)  # information only: a readable "none"
 
 
 def bundle_resources(value: Any) -> list[Mapping[str, Any]]:

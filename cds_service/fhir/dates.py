@@ -16,6 +16,7 @@ import datetime
 import re
 import zoneinfo
 
+UTC = datetime.timezone.utc
 LATE_ZONE = datetime.timedelta(hours=12)           # UTC-12, the last time zone to reach a given clock time
 LATEST_MIDNIGHT = datetime.timedelta(days=1) + LATE_ZONE  # the end of a day as seen at UTC-12
 PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
@@ -36,16 +37,17 @@ def parse_time(text: object, end_of_period: bool = False) -> datetime.datetime |
     """The moment ``text`` names, or None when it is not a FHIR date/dateTime/instant."""
     if not isinstance(text, str):
         return None
-    partial = PARTIAL_DATE.match(text.strip())
+    text = text.strip()
+    partial = PARTIAL_DATE.match(text) if text[10:11] != "T" else None  # a time after the date: not partial
     if partial:
         return _period_bound(*partial.groups(), end_of_period)
     try:
-        moment = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
     if moment.tzinfo is None:  # not valid FHIR; an end read as UTC-12 is never early, anything else as UTC
-        moment = moment.replace(tzinfo=datetime.timezone.utc) + (LATE_ZONE if end_of_period else datetime.timedelta())
-    return moment.astimezone(datetime.timezone.utc)
+        return moment.replace(tzinfo=UTC) + (LATE_ZONE if end_of_period else datetime.timedelta())
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
 def _period_bound(year: str, month: str | None, day: str | None, end: bool) -> datetime.datetime | None:

@@ -9,17 +9,21 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-# Parsed JSON is made of plain dicts: ``type(x) is dict`` answers first, and the abstract
-# ``isinstance(x, Mapping)`` check (ten times slower) runs only for other mappings.
+# Parsed JSON is made of plain dicts, lists, strings, numbers and None: ``type(x) is dict`` answers
+# first, an absent field (None) next, and the abstract ``isinstance(x, Mapping)`` check (ten times
+# slower, even for None) runs only for other values. The test is written out where it is used: a
+# helper function would cost as much as the test itself on these paths.
 
 def _get(resource: Any, key: str) -> Any:
-    return resource.get(key) if type(resource) is dict or isinstance(resource, Mapping) else None
+    if type(resource) is dict or (resource is not None and isinstance(resource, Mapping)):
+        return resource.get(key)
+    return None
 
 
 def child(resource: Any, key: str) -> Mapping[str, Any]:
     """The object at ``key``, or an empty mapping."""
     value = _get(resource, key)
-    return value if type(value) is dict or isinstance(value, Mapping) else {}
+    return value if type(value) is dict or (value is not None and isinstance(value, Mapping)) else {}
 
 
 def items(resource: Any, key: str) -> list[Mapping[str, Any]]:

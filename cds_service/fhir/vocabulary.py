@@ -9,6 +9,7 @@ and live in ``knowledge/thresholds.json`` as constants.
 """
 
 import datetime
+import functools
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 LOINC = "http://loinc.org"
@@ -37,9 +38,11 @@ def code_system(system: object) -> str | None:
     """The short name ('rxnorm', 'loinc', 'snomed', 'icd10cm', ...) of any known spelling (case, trailing slash)."""
     if not isinstance(system, str):
         return None
-    return _SYSTEM_BY_SPELLING.get(system.strip().rstrip("/").lower())
+    # a spelling as listed (most are) is found before the text is folded
+    return _SYSTEM_BY_SPELLING.get(system) or _SYSTEM_BY_SPELLING.get(system.strip().rstrip("/").lower())
 
 
+@functools.lru_cache(maxsize=1024)  # units as charts write them: a few dozen spellings
 def unit_key(unit: str) -> str:
     """A unit as written, folded: 'µmol/L', 'μmol/L' -> 'umol/l'; 'mL/min/{1.73_m2}' -> 'ml/min/1.73m2'."""
     folded = unit.strip().lower().replace("µ", "u").replace("μ", "u").replace("²", "2")

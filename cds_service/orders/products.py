@@ -95,11 +95,10 @@ class MedicationMatcher:
     def identify(self, resource: Mapping, known_medications: Mapping[str, Mapping] = {}) -> Medication:
         """The medication of a MedicationRequest/Statement/Order, resolving references."""
         concepts, display = self._concepts(resource, known_medications)
-        words = " ".join([display] + [t for c in concepts for t in _concept_texts(c)])
         matches = self._coded_matches(concepts)
-        if not matches:
-            matches = self._text_matches(words)
-        matches = [self._with_strength_from_text(match, words) for match in matches]
+        if not matches or any(_strength_unknown(match) for match in matches):  # the words are read only then
+            words = " ".join([display] + [t for c in concepts for t in _concept_texts(c)])
+            matches = [self._with_strength_from_text(match, words) for match in matches or self._text_matches(words)]
         reference = text(child(resource, "medicationReference"), "reference")
         unresolved = reference if reference and not concepts and not child(resource, "medicationCodeableConcept") else None
         return Medication(display or "unnamed medication", tuple(matches), unresolved if not matches else None)
@@ -134,7 +133,7 @@ class MedicationMatcher:
     def _with_strength_from_text(self, match: MedicationMatch, words: str) -> MedicationMatch:
         """A milnacipran known by text, or by a code without a strength (ingredient, brand, dose form): its strength
         (or titration pack) from the words. A coded tablet or pack keeps what its code says."""
-        if match.ingredient.rxcui != MILNACIPRAN_RXCUI or match.strength_mg is not None or match.titration_pack:
+        if not _strength_unknown(match):
             return match
         if TITRATION_PACK_PATTERN.search(words):
             return dataclasses.replace(match, titration_pack=True)
@@ -154,13 +153,19 @@ class MedicationMatcher:
         return list(found)
 
 
+def _strength_unknown(match: MedicationMatch) -> bool:
+    """A milnacipran whose code gives neither a tablet strength nor a titration pack."""
+    return match.ingredient.rxcui == MILNACIPRAN_RXCUI and match.strength_mg is None and not match.titration_pack
+
+
 def _concept_texts(concept: Mapping) -> list[str]:
     """The concept's text and every coding's display (local codes often carry the drug name there)."""
     return [t for t in [text(concept, "text")] + [text(c, "display") for c in items(concept, "coding")] if t]
 
 
 def _concept_text(concept: Mapping) -> str:
-    return next(iter(_concept_texts(concept)), "")
+    """The first of ``_concept_texts``, the others unread."""
+    return text(concept, "text") or next(filter(None, (text(c, "display") for c in items(concept, "coding"))), "")
 
 
 def _rxnorm_codes(concepts: list[Mapping]) -> list[str]:

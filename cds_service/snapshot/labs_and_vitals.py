@@ -21,6 +21,7 @@ IU/L value otherwise; IU/L = mIU/mL); molar or mass units only when flagged posi
 
 import dataclasses
 import datetime
+import functools
 from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
@@ -77,6 +78,7 @@ class HcgResult:
     iu_per_l: float | None = None   # a quantitative result in IU/L (= mIU/mL) for the rule's cut-offs
 
 
+@functools.lru_cache(maxsize=8)  # one per knowledge version in use
 def unit_factors(knowledge: Knowledge) -> dict[str, dict[str, float]]:
     """Unit (as ``unit_key`` spells it) -> factor into the rules' unit, per family."""
     umol = 1 / knowledge.constants["creatinine_umol_per_mg_dl"]
@@ -101,8 +103,12 @@ def newest_first(readings: Iterable) -> list:
 
 
 def _loinc(concept: Any, knowledge: Knowledge) -> str | None:
-    return next((code for system, code in codings(concept)
-                 if code_system(system) == "loinc" and code in knowledge.observation_kinds), None)
+    """The concept's first LOINC code that the knowledge lists (the code is looked up before its system is read)."""
+    for coding in items(concept, "coding"):
+        code = text(coding, "code")
+        if code in knowledge.observation_kinds and code_system(text(coding, "system")) == "loinc":
+            return code
+    return None
 
 
 def _time(observation: Mapping) -> datetime.datetime | None:
@@ -130,16 +136,19 @@ def _measurement(observation: Mapping, family: str | None, factors: Mapping, cod
     return Measurement(value * factor, RULE_UNITS.get(family, unit), _time(observation), converted_high, code), True
 
 
-def _component(observation: Mapping, kind: str, knowledge: Knowledge) -> float | None:
+def _components(observation: Mapping, knowledge: Knowledge) -> dict[str, float | None]:
+    """The value of the first component of each listed kind ("systolic_bp", "diastolic_bp", ...)."""
+    values: dict[str, float | None] = {}
     for component in items(observation, "component"):
-        if knowledge.observation_kinds.get(_loinc(component.get("code"), knowledge)) == kind:
-            return number(child(component, "valueQuantity"), "value")
-    return None
+        kind = knowledge.observation_kinds.get(_loinc(component.get("code"), knowledge))
+        if kind is not None and kind not in values:
+            values[kind] = number(child(component, "valueQuantity"), "value")
+    return values
 
 
 def _blood_pressure(observation: Mapping, kind: str, knowledge: Knowledge) -> BloodPressure | None:
-    systolic = _component(observation, "systolic_bp", knowledge)
-    diastolic = _component(observation, "diastolic_bp", knowledge)
+    components = _components(observation, knowledge)
+    systolic, diastolic = components.get("systolic_bp"), components.get("diastolic_bp")
     value = number(child(observation, "valueQuantity"), "value")
     if kind == "systolic_bp" and value is not None:
         systolic = value

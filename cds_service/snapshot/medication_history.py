@@ -8,6 +8,7 @@ entered-in-error and cancelled included, does not count.
 
 import dataclasses
 import datetime
+import functools
 import re
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -156,25 +157,51 @@ def _words(resource: Mapping, medication: Medication, dose_form: str | None) -> 
     return " ".join(words).lower()
 
 
-def _has_word(words: str, word: str) -> bool:
-    return re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", words) is not None
+@functools.lru_cache(maxsize=64)  # one per word list of forms.json (a handful per knowledge version)
+def _whole_words(words: tuple[str, ...]) -> re.Pattern:
+    """A pattern finding any of ``words`` as a whole word (not inside a longer word or number)."""
+    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(word) for word in words) + r")(?![a-z0-9])")
+
+
+def _shows_any(text: str, words: tuple[str, ...]) -> bool:
+    return bool(words) and _whole_words(words).search(text) is not None
 
 
 def medication_forms(words: str, group: str, knowledge) -> frozenset[str]:
     """The forms.json forms whose words the text shows, for the forms that apply to this ingredient group."""
     return frozenset(form for form, applies in knowledge.form_applies_to.items()
-                     if group in applies and any(_has_word(words, word) for word in knowledge.form_words[form])
-                     and not any(_has_word(words, word) for word in knowledge.form_not_words[form]))
+                     if group in applies and _shows_any(words, knowledge.form_words[form])
+                     and not _shows_any(words, knowledge.form_not_words[form]))
 
 
 def _identifier(value: Mapping) -> str | None:
     return f"{text(value, 'system') or ''}|{text(value, 'value')}" if text(value, "value") else None
 
 
+def _record(resource: Mapping, status: str) -> dict:
+    """What the order or statement says whatever the ingredient: its reference, route, dates and identifiers."""
+    stopped = status == "stopped"
+    return dict(
+        reference=f"{text(resource, 'resourceType')}/{text(resource, 'id') or 'unknown'}",
+        status=status,
+        route=order_route(resource),
+        as_needed=any(d.get("asNeededBoolean") is True or child(d, "asNeededCodeableConcept") for d in _dosages(resource)),
+        start=_start(resource),
+        stopped_at=stop_instant(resource) if stopped else None,
+        recorded=parse_time(resource.get("authoredOn")) or parse_time(resource.get("dateAsserted")),
+        stopped_on=_stop_as_recorded(resource) if stopped else None,
+        taken_at=parse_time(resource.get("effectiveDateTime"), end_of_period=True),
+        identifiers=frozenset(filter(None, (_identifier(i) for i in items(resource, "identifier")))),
+        group_identifier=_identifier(child(resource, "groupIdentifier")),
+    )
+
+
 def _uses(resource: Mapping, medication: Medication, status: str, matcher: MedicationMatcher) -> list[MedicationUse]:
-    route = order_route(resource)
+    """One use per listed ingredient the medication names; none (and nothing else read) when it names none."""
+    if not medication.matches:
+        return []
+    record = _record(resource, status)
     uses = []
-    identifiers = frozenset(filter(None, (_identifier(i) for i in items(resource, "identifier"))))
     for match in medication.matches:
         product = next((p for p in matcher.knowledge.product_ingredients.get(match.rxcui or "", ())
                         if p.ingredient == match.ingredient), None)
@@ -182,24 +209,13 @@ def _uses(resource: Mapping, medication: Medication, status: str, matcher: Medic
         uses.append(MedicationUse(
             ingredient=match.ingredient,
             display=medication.display,
-            reference=f"{text(resource, 'resourceType')}/{text(resource, 'id') or 'unknown'}",
-            status=status,
-            route=route,
             product_route=match.route_hint or route_from_name(medication.display),
             dose_form=product.dose_form if product else None,
             ingredient_count=product.ingredient_count if product else 1,
-            as_needed=any(d.get("asNeededBoolean") is True or child(d, "asNeededCodeableConcept")
-                          for d in _dosages(resource)),
-            start=_start(resource),
-            stopped_at=stop_instant(resource) if status == "stopped" else None,
-            recorded=parse_time(resource.get("authoredOn")) or parse_time(resource.get("dateAsserted")),
-            stopped_on=_stop_as_recorded(resource) if status == "stopped" else None,
-            taken_at=parse_time(resource.get("effectiveDateTime"), end_of_period=True),
             forms=medication_forms(_words(resource, medication, product.dose_form if product else None),
                                    match.ingredient.group, matcher.knowledge),
-            identifiers=identifiers,
-            group_identifier=_identifier(child(resource, "groupIdentifier")),
             daily_mg=dosing.max_daily_mg if dosing else None,
+            **record,
         ))
     return uses
 

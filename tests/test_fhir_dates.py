@@ -29,6 +29,8 @@ def test_a_date_or_time_is_a_utc_moment(text, start, end):
 
 
 @pytest.mark.parametrize("text", ["2026-13-45", "2026-13", "2026-02-30", "yesterday", "", " ", "2026-10-28T25:00:00Z",
-                                  "2026-10-28T", "2026-10-28TZ", None, 12, ["2026"], {"start": "2026"}])
+                                  "2026-10-28T", "2026-10-28TZ", None, 12, ["2026"], {"start": "2026"},
+                                  "9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+01:00", "9999-12-31", "0001",
+                                  "1799-12-31", "2200-01-01", "\u0661\u0669\u0669\u0669-01-01"])
 def test_what_is_not_a_date_reads_as_none(text):
     assert parse_time(text) is None and parse_time(text, end_of_period=True) is None

@@ -80,6 +80,26 @@ def test_the_readable_list_gives_the_maoi_card(client):
     assert "data-availability" not in cards
 
 
+def _dated(where, value):
+    request = copy.deepcopy(REQUEST)
+    if where == "creatinine":
+        request["prefetch"]["renalLabs"]["entry"][0]["resource"]["effectiveDateTime"] = value
+    elif where == "phenelzine":
+        request["prefetch"]["medicationRequests"]["entry"][0]["resource"]["authoredOn"] = value
+    else:
+        request["context"]["draftOrders"]["entry"][0]["resource"]["authoredOn"] = value
+    return request
+
+
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+01:00", "9999-12-31", "9999",
+                                   "0001"])
+@pytest.mark.parametrize("where", ["creatinine", "phenelzine", "draft"])
+def test_a_date_at_the_edge_of_the_calendar_costs_that_date_only(client, where, value):
+    cards = cards_for(client, _dated(where, value))
+    assert cards["maoi-contraindication"]["indicator"] == "critical"
+    assert not [card["summary"] for card in cards.values() if "could not run" in card["summary"]]
+
+
 @pytest.mark.parametrize("shape", UNREADABLE_MEDICATIONS, ids=list(UNREADABLE_MEDICATIONS))
 def test_an_unreadable_medication_prefetch_names_the_blind_checks(client, shape):
     cards = cards_for(client, with_medications(UNREADABLE_MEDICATIONS[shape]))

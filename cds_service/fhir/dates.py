@@ -19,6 +19,10 @@ import zoneinfo
 UTC = datetime.timezone.utc
 LATE_ZONE = datetime.timedelta(hours=12)           # UTC-12, the last time zone to reach a given clock time
 LATEST_MIDNIGHT = datetime.timedelta(days=1) + LATE_ZONE  # the end of a day as seen at UTC-12
+# A moment outside these years is no chart date (a typing slip, 9999-12-31 as "no end", a hostile value):
+# it reads as no date, like any other unreadable value, and never reaches date arithmetic that would overflow.
+EARLIEST = datetime.datetime(1800, 1, 1, tzinfo=UTC)
+LATEST = datetime.datetime(2200, 1, 1, tzinfo=UTC)
 PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
 _SHOWN_IN: contextvars.ContextVar[zoneinfo.ZoneInfo] = contextvars.ContextVar("shown_in", default=zoneinfo.ZoneInfo("UTC"))
 
@@ -34,8 +38,8 @@ def shown_in(zone: zoneinfo.ZoneInfo):
 
 
 def parse_time(text: object, end_of_period: bool = False) -> datetime.datetime | None:
-    """The moment ``text`` names, or None when it is not a FHIR date/dateTime/instant."""
-    if not isinstance(text, str):
+    """The moment ``text`` names, or None when it is not a FHIR date/dateTime/instant between 1800 and 2200."""
+    if not isinstance(text, str) or not EARLIEST.year <= _year(text) < LATEST.year:
         return None
     text = text.strip()
     partial = PARTIAL_DATE.match(text) if text[10:11] != "T" else None  # a time after the date: not partial
@@ -48,6 +52,11 @@ def parse_time(text: object, end_of_period: bool = False) -> datetime.datetime |
     if moment.tzinfo is None:  # not valid FHIR; an end read as UTC-12 is never early, anything else as UTC
         return moment.replace(tzinfo=UTC) + (LATE_ZONE if end_of_period else datetime.timedelta())
     return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+
+
+def _year(text: str) -> int:
+    year = text.lstrip()[:4]
+    return int(year) if year.isascii() and year.isdigit() else 0
 
 
 def _period_bound(year: str, month: str | None, day: str | None, end: bool) -> datetime.datetime | None:

@@ -24,13 +24,13 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+from sqlalchemy import bindparam
 from sqlalchemy import create_engine
 from sqlalchemy import delete
 from sqlalchemy import event
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
-from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
@@ -139,8 +139,10 @@ def _sqlite_engine(url, **kwargs) -> Engine:
     @event.listens_for(engine, "begin")
     def on_begin(connection):
         # Writers take the lock at BEGIN, so a read-then-write transaction never fails on upgrading its lock.
-        readonly = connection.get_execution_options().get("audit_readonly", False)
-        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        # A single statement needs no BEGIN: SQLite runs it as its own transaction, atomically.
+        options = connection.get_execution_options()
+        if not options.get("audit_single_statement", False):
+            connection.exec_driver_sql("BEGIN" if options.get("audit_readonly", False) else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -153,6 +155,7 @@ class Store:
         self.clock = clock
         self.dialect = engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        self._claim = _claim_statement(self._insert)
 
     @classmethod
     def from_url(cls, url: str, clock: Callable[[], datetime.datetime] = utc_now, **engine_options) -> "Store":
@@ -304,17 +307,11 @@ class Store:
         key. An expired claim of the same key may be taken again.
         """
         token_key = hashlib.sha256(f"{issuer or ''}\x00{key}".encode()).hexdigest()
-        now = self.clock()
+        claim = {"token_key": token_key, "issuer": issuer, "expires_at": expires_at, "now": self.clock()}
         try:
-            with self.engine.begin() as connection:
-                # RETURNING rather than rowcount: psycopg reports -1 for INSERT ... ON CONFLICT here.
-                claimed = connection.execute(
-                    self._insert(REPLAY).values(token_key=token_key, issuer=issuer, expires_at=expires_at)
-                    .on_conflict_do_nothing(index_elements=["token_key"]).returning(REPLAY.c.token_key)).first()
-                if claimed is None:  # taken: only an expired claim may be taken over
-                    claimed = connection.execute(
-                        update(REPLAY).where(REPLAY.c.token_key == token_key, REPLAY.c.expires_at <= now)
-                        .values(issuer=issuer, expires_at=expires_at).returning(REPLAY.c.token_key)).first()
+            with self.engine.connect().execution_options(audit_single_statement=True) as connection:
+                claimed = connection.execute(self._claim, claim).first()
+                connection.commit()
                 return claimed is not None
         except SQLAlchemyError as error:
             raise _unavailable(error) from error
@@ -389,6 +386,20 @@ class Store:
                  for card_id, row in cards.items()]
         return build_report(facts, feedback, unmatched_feedback=unmatched, since=since, until=until,
                             generated_at=self.clock(), reason_displays=reason_displays)
+
+
+def _claim_statement(insert) -> Any:
+    """Insert a replay token, or take over an expired claim of it, in one atomic statement.
+
+    A row is returned only when the claim was won (RETURNING rather than rowcount: psycopg may
+    report -1 for INSERT ... ON CONFLICT). Built once; SQLAlchemy caches its compiled form.
+    """
+    new = insert(REPLAY).values(token_key=bindparam("token_key"), issuer=bindparam("issuer"),
+                                expires_at=bindparam("expires_at"))
+    return new.on_conflict_do_update(
+        index_elements=[REPLAY.c.token_key], set_={"issuer": new.excluded.issuer, "expires_at": new.excluded.expires_at},
+        where=REPLAY.c.expires_at <= bindparam("now", type_=REPLAY.c.expires_at.type),
+    ).returning(REPLAY.c.token_key)
 
 
 def _feedback_row(item: FeedbackItem, key: str, card_id: int | None, service_id: str | None,

@@ -221,21 +221,21 @@ class Store:
 
     # -- writing -----------------------------------------------------------------------------------
 
-    def record_cards(self, cards: Sequence[IssuedCard], *, service_id: str, hook: str, hook_instance: str | None,
-                     patient_key: str | None, knowledge_version: str, policy: PolicyIdentity,
-                     issued_at: datetime.datetime | None = None, order_key: str | None = None) -> int:
-        """Record the cards of one response; returns how many were new (a card uuid is recorded once)."""
-        if not cards:
+    def record_cards(self, cards: Sequence[IssuedCard], **fields) -> int:
+        """Record the cards of one response (``fields`` as for ``record_responses``); returns how many were new."""
+        return self.record_responses([(cards, fields)])
+
+    def record_responses(self, responses: Sequence[tuple[Sequence[IssuedCard], Mapping[str, Any]]]) -> int:
+        """Record the cards of several responses in one transaction; returns how many were new (a card uuid is
+        recorded once). Each response's fields: ``service_id``, ``hook``, ``hook_instance``, ``patient_key``,
+        ``knowledge_version``, ``policy``, and optionally ``issued_at`` (default now) and ``order_key``."""
+        rows = [row for cards, fields in responses for row in self._card_rows(cards, **fields)]
+        if not rows:
             return 0
-        for key in (patient_key, order_key):
-            if key is not None and not _PATIENT_KEY.fullmatch(key):
-                raise ValueError("patient_key and order_key must be pseudonymise(...) keys, never raw ids")
-        issued_at = issued_at or self.clock()
-        rows = [{"card_uuid": card.card_uuid, "service_id": service_id, "hook": hook, "hook_instance": hook_instance,
-                 "topic": card.topic, "indicator": card.indicator, "knowledge_version": knowledge_version,
-                 "policy_name": policy.name, "policy_hash": policy.hash, "issued_at": issued_at,
-                 "patient_key": patient_key, "suppressed": card.suppressed, "order_key": order_key} for card in cards]
-        by_uuid = {card.card_uuid: card for card in cards}
+        by_uuid: dict[str, IssuedCard] = {}
+        for cards, _fields in responses:
+            for card in cards:
+                by_uuid.setdefault(card.card_uuid, card)  # a repeated uuid: the first row is the one inserted
         try:
             with self.engine.begin() as connection:
                 inserted = connection.execute(
@@ -252,6 +252,20 @@ class Store:
         except SQLAlchemyError as error:
             raise _unavailable(error) from error
         return len(inserted)
+
+    def _card_rows(self, cards: Sequence[IssuedCard], *, service_id: str, hook: str, hook_instance: str | None,
+                   patient_key: str | None, knowledge_version: str, policy: PolicyIdentity,
+                   issued_at: datetime.datetime | None = None, order_key: str | None = None) -> list[dict]:
+        if not cards:
+            return []
+        for key in (patient_key, order_key):
+            if key is not None and not _PATIENT_KEY.fullmatch(key):
+                raise ValueError("patient_key and order_key must be pseudonymise(...) keys, never raw ids")
+        issued_at = issued_at or self.clock()
+        return [{"card_uuid": card.card_uuid, "service_id": service_id, "hook": hook, "hook_instance": hook_instance,
+                 "topic": card.topic, "indicator": card.indicator, "knowledge_version": knowledge_version,
+                 "policy_name": policy.name, "policy_hash": policy.hash, "issued_at": issued_at,
+                 "patient_key": patient_key, "suppressed": card.suppressed, "order_key": order_key} for card in cards]
 
     def record_feedback(self, items: Sequence[FeedbackItem], *, service_id: str | None = None,
                         received_at: datetime.datetime | None = None) -> list[str]:

@@ -101,6 +101,28 @@ def test_close_writes_what_is_queued(store, clock):
     assert recorder.recorded == count_cards(store) == 10
 
 
+def test_close_gives_up_on_a_writer_that_hangs(store, clock, caplog):
+    gate = threading.Event()
+    original = store.record_responses
+
+    def hanging(responses):
+        gate.wait(10)
+        return original(responses)
+
+    store.record_responses = hanging
+    recorder = CardRecorder(store, max_pending=1)
+    recorder.submit([card()], **fields(clock.now))  # taken by the writer, which hangs
+    time.sleep(0.2)
+    recorder.submit([card()], **fields(clock.now))  # fills the queue
+    start = time.perf_counter()
+    recorder.close(timeout=0.3)
+    assert time.perf_counter() - start < 2
+    assert "did not finish" in caplog.text
+    gate.set()
+    recorder.close()
+    assert recorder.recorded == count_cards(store) == 2
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork() with threads running
 def test_a_forked_worker_records_with_its_own_thread_and_connections(tmp_path, clock):

@@ -117,7 +117,14 @@ class CardRecorder:
         if self._thread is not None and self._pid == os.getpid():
             self._queue.join()
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread; gives up after about ``timeout`` seconds (logged)."""
         if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join(timeout=10)
+            try:
+                self._queue.put(_STOP, timeout=timeout)
+            except queue.Full:
+                pass
+            self._thread.join(timeout=timeout)
+            if self._thread.is_alive():
+                log.error("audit: the writer did not finish in time; queued cards not recorded",
+                          extra={"fields": {"responses": self._queue.qsize()}})

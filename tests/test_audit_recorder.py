@@ -15,6 +15,7 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from cds_service.audit import CardRecorder
+from cds_service.audit import recorder as recorder_module
 from cds_service.audit import Store
 from cds_service.audit import pseudonymise
 from cds_service.audit.models import IssuedCardRow
@@ -55,13 +56,13 @@ def test_a_database_outage_is_counted_and_never_reaches_the_caller(clock, caplog
 
 def test_a_full_queue_drops_and_counts(store, clock):
     gate = threading.Event()
-    original = store.record_cards
+    original = store.record_responses
 
     def slow(*args, **kwargs):
         gate.wait(10)
         return original(*args, **kwargs)
 
-    store.record_cards = slow
+    store.record_responses = slow
     recorder = CardRecorder(store, max_pending=2)
     results = [recorder.submit([card()], **fields(clock.now)) for _ in range(6)]
     gate.set()
@@ -69,6 +70,57 @@ def test_a_full_queue_drops_and_counts(store, clock):
     assert results.count(False) == recorder.dropped >= 3
     assert recorder.recorded == results.count(True)
     recorder.close()
+
+
+def test_responses_are_written_in_batches_and_one_bad_response_costs_no_other_its_record(store, clock, monkeypatch):
+    monkeypatch.setattr(recorder_module, "BATCH_WAIT_SECONDS", 0.5)  # time enough to queue all ten
+    batches = []
+    original = store.record_responses
+
+    def counted(responses):
+        batches.append(len(responses))
+        return original(responses)
+
+    store.record_responses = counted
+    recorder = CardRecorder(store)
+    for n in range(10):
+        bad = {"patient_key": "Patient-Raw-4711"} if n == 4 else {}  # refused by the store: not a pseudonym
+        assert recorder.submit([card()], **(fields(clock.now) | bad))
+    recorder.flush()
+    assert (recorder.recorded, recorder.failed, recorder.dropped) == (9, 1, 0)
+    assert count_cards(store) == 9
+    assert batches[0] == 10 and batches[1:] == [1] * 10  # one batch, then retried one by one
+    recorder.close()
+
+
+def test_close_writes_what_is_queued(store, clock):
+    recorder = CardRecorder(store)
+    for _ in range(5):
+        recorder.submit([card(), card()], **fields(clock.now))
+    recorder.close()  # no flush first: the batch being gathered is written before the thread stops
+    assert recorder.recorded == count_cards(store) == 10
+
+
+def test_close_gives_up_on_a_writer_that_hangs(store, clock, caplog):
+    gate = threading.Event()
+    original = store.record_responses
+
+    def hanging(responses):
+        gate.wait(10)
+        return original(responses)
+
+    store.record_responses = hanging
+    recorder = CardRecorder(store, max_pending=1)
+    recorder.submit([card()], **fields(clock.now))  # taken by the writer, which hangs
+    time.sleep(0.2)
+    recorder.submit([card()], **fields(clock.now))  # fills the queue
+    start = time.perf_counter()
+    recorder.close(timeout=0.3)
+    assert time.perf_counter() - start < 2
+    assert "did not finish" in caplog.text
+    gate.set()
+    recorder.close()
+    assert recorder.recorded == count_cards(store) == 2
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

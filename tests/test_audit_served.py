@@ -2,7 +2,8 @@
 
 - end to end: hook call -> cards -> feedback (accepted, overridden with a reason) -> ``cds-service report
   --format json`` counts them right, and the HTML report opens in headless Chromium without errors;
-- concurrency: 2,000 feedback items from 8 threads, every one found in the database afterwards.
+- concurrency: 2,000 feedback items from 8 threads, every one found in the database afterwards;
+- shutdown: the cards of the requests answered just before the server is stopped are all recorded.
 """
 
 import datetime
@@ -83,6 +84,13 @@ def wait_for_cards(url: str, expected: int) -> None:
     while count(url, IssuedCardRow) < expected:
         assert time.monotonic() < deadline, "cards not recorded in time"
         time.sleep(0.1)
+
+
+def test_the_cards_of_the_last_requests_are_written_when_the_server_stops(database_url, tmp_path):
+    with running_server(tmp_path / "server.log", environment(database_url)) as base:
+        returned = sum(len(requests.post(base + SIGN, json=load_fixture("requests/sandbox-order-sign.json"),
+                                         timeout=30).json()["cards"]) for _ in range(5))
+    assert count(database_url, IssuedCardRow) == returned  # stopped (SIGTERM) at once: no waiting for the writer
 
 
 def cds_command(url: str, *args: str) -> subprocess.CompletedProcess:

@@ -326,7 +326,11 @@ def test_claim_once_refuses_a_replay_until_the_claim_expires(store, clock):
     assert not store.claim_once("jti-1", clock.now + datetime.timedelta(minutes=5), issuer="https://ehr.example.org")
 
 
-def test_claim_once_is_won_by_exactly_one_of_many_threads(store, clock):
+@pytest.mark.parametrize("taken_before", [False, True], ids=["new", "expired"])
+def test_claim_once_is_won_by_exactly_one_of_many_threads(store, clock, taken_before):
+    if taken_before:  # an expired claim: taken over by one thread only
+        store.claim_once("contested-jti", clock.now + datetime.timedelta(minutes=5))
+        clock.now += datetime.timedelta(minutes=6)
     expiry = clock.now + datetime.timedelta(minutes=5)
     wins, barrier = [], threading.Barrier(8)
 

@@ -32,6 +32,7 @@ from cds_service.auth import TrustConfigError
 from cds_service.auth import TrustedClient
 from cds_service.auth import Unauthorized
 from cds_service.auth import load_trusted_clients
+from cds_service.auth import verify
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 BASE = "https://cds.example.org"
@@ -468,6 +469,30 @@ def test_unknown_kid_refetch_and_rate_limit(auth, server, clock, ec1, caplog):
     clock.advance(60)
     reject(auth, f"Bearer {make_token(ec3, header_extra=jku)}", caplog)
     assert server.hits[EC_JWKS_PATH] == 3
+
+
+def test_key_objects_are_reused_until_the_jwks_is_refetched(auth, server, clock, ec1, caplog, monkeypatch):
+    built = []
+    monkeypatch.setattr(verify, "_pyjwk_for", lambda jwk, alg: built.append(jwk["kid"]) or jwt.PyJWK(dict(jwk), alg))
+    jku = {"jku": server.url(EC_JWKS_PATH)}
+    for _ in range(3):
+        accept(auth, make_token(ec1, header_extra=jku))
+    assert built == ["ec-key-1"]
+
+    # The client replaces the key behind the same kid; the JWKS is refetched when it is an hour old.
+    replacement = ec_key("ec-key-1")
+    server.routes[EC_JWKS_PATH] = {"keys": [replacement.jwk()]}
+    clock.advance(ClientAuthenticator.jwks_max_age + 1)
+    accept(auth, make_token(replacement, header_extra=jku))
+    assert "bad signature" in reject(auth, f"Bearer {make_token(ec1, header_extra=jku)}", caplog)
+    assert built == ["ec-key-1", "ec-key-1"] and server.hits[EC_JWKS_PATH] == 2
+
+
+def test_key_objects_kept_are_bounded(auth, server, ec1, monkeypatch):
+    monkeypatch.setattr(verify, "MAX_KEY_OBJECTS", 1)
+    accept(auth, make_token(ec1, header_extra={"jku": server.url(EC_JWKS_PATH)}))
+    accept(auth, make_token(ec1, iss="https://static.example.org"))
+    assert len(auth._key_objects) == 1
 
 
 def test_jwks_fetch_failure_is_unauthorized_and_rate_limited(tmp_path, server, clock, ec1, caplog):

@@ -1,7 +1,8 @@
 """Audit log of the cards issued and the feedback on them, in SQLite or PostgreSQL (SQLAlchemy 2 + Alembic).
 
 The pieces, each usable without Flask:
-- ``Store``: ``from_url``, ``migrate``, ``record_cards``, ``record_feedback``, ``purge``, ``report``, ``claim_once``;
+- ``Store``: ``from_url``, ``migrate``, ``record_cards`` (``record_responses`` for several), ``record_feedback``,
+  ``purge``, ``report``, ``claim_once``;
 - ``parse_feedback_items``: CDS Hooks feedback validated item by item;
 - ``CardRecorder``: records cards on a background thread, so a hook response never waits for the database;
 - ``Audit``: what the HTTP views use (record a response's cards, filter repeated alerts, store feedback, counters);

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy import bindparam
 from sqlalchemy import create_engine
 from sqlalchemy import delete
 from sqlalchemy import event
@@ -27,7 +28,6 @@ from sqlalchemy import func
 from sqlalchemy import inspect
 from sqlalchemy import select
 from sqlalchemy import text
-from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
@@ -146,8 +146,10 @@ def _sqlite_engine(url, **kwargs) -> Engine:
     @event.listens_for(engine, "begin")
     def on_begin(connection):
         # Writers take the lock at BEGIN, so a read-then-write transaction never fails on upgrading its lock.
-        readonly = connection.get_execution_options().get("audit_readonly", False)
-        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        # A single statement needs no BEGIN: SQLite runs it as its own transaction, atomically.
+        options = connection.get_execution_options()
+        if not options.get("audit_single_statement", False):
+            connection.exec_driver_sql("BEGIN" if options.get("audit_readonly", False) else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -160,6 +162,7 @@ class Store:
         self.clock = clock
         self.dialect = engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        self._claim = _claim_statement(self._insert)
 
     @classmethod
     def from_url(cls, url: str, clock: Callable[[], datetime.datetime] = utc_now, **engine_options) -> "Store":
@@ -231,21 +234,21 @@ class Store:
 
     # -- writing -----------------------------------------------------------------------------------
 
-    def record_cards(self, cards: Sequence[IssuedCard], *, service_id: str, hook: str, hook_instance: str | None,
-                     patient_key: str | None, knowledge_version: str, policy: PolicyIdentity,
-                     issued_at: datetime.datetime | None = None, order_key: str | None = None) -> int:
-        """Record the cards of one response; returns how many were new (a card uuid is recorded once)."""
-        if not cards:
+    def record_cards(self, cards: Sequence[IssuedCard], **fields) -> int:
+        """Record the cards of one response (``fields`` as for ``record_responses``); returns how many were new."""
+        return self.record_responses([(cards, fields)])
+
+    def record_responses(self, responses: Sequence[tuple[Sequence[IssuedCard], Mapping[str, Any]]]) -> int:
+        """Record the cards of several responses in one transaction; returns how many were new (a card uuid is
+        recorded once). Each response's fields: ``service_id``, ``hook``, ``hook_instance``, ``patient_key``,
+        ``knowledge_version``, ``policy``, and optionally ``issued_at`` (default now) and ``order_key``."""
+        rows = [row for cards, fields in responses for row in self._card_rows(cards, **fields)]
+        if not rows:
             return 0
-        for key in (patient_key, order_key):
-            if key is not None and not _PATIENT_KEY.fullmatch(key):
-                raise ValueError("patient_key and order_key must be pseudonymise(...) keys, never raw ids")
-        issued_at = issued_at or self.clock()
-        rows = [{"card_uuid": card.card_uuid, "service_id": service_id, "hook": hook, "hook_instance": hook_instance,
-                 "topic": card.topic, "indicator": card.indicator, "knowledge_version": knowledge_version,
-                 "policy_name": policy.name, "policy_hash": policy.hash, "issued_at": issued_at,
-                 "patient_key": patient_key, "suppressed": card.suppressed, "order_key": order_key} for card in cards]
-        by_uuid = {card.card_uuid: card for card in cards}
+        by_uuid: dict[str, IssuedCard] = {}
+        for cards, _fields in responses:
+            for card in cards:
+                by_uuid.setdefault(card.card_uuid, card)  # a repeated uuid: the first row is the one inserted
         try:
             with self.engine.begin() as connection:
                 inserted = connection.execute(
@@ -262,6 +265,20 @@ class Store:
         except SQLAlchemyError as error:
             raise _unavailable(error) from error
         return len(inserted)
+
+    def _card_rows(self, cards: Sequence[IssuedCard], *, service_id: str, hook: str, hook_instance: str | None,
+                   patient_key: str | None, knowledge_version: str, policy: PolicyIdentity,
+                   issued_at: datetime.datetime | None = None, order_key: str | None = None) -> list[dict]:
+        if not cards:
+            return []
+        for key in (patient_key, order_key):
+            if key is not None and not _PATIENT_KEY.fullmatch(key):
+                raise ValueError("patient_key and order_key must be pseudonymise(...) keys, never raw ids")
+        issued_at = issued_at or self.clock()
+        return [{"card_uuid": card.card_uuid, "service_id": service_id, "hook": hook, "hook_instance": hook_instance,
+                 "topic": card.topic, "indicator": card.indicator, "knowledge_version": knowledge_version,
+                 "policy_name": policy.name, "policy_hash": policy.hash, "issued_at": issued_at,
+                 "patient_key": patient_key, "suppressed": card.suppressed, "order_key": order_key} for card in cards]
 
     def record_feedback(self, items: Sequence[FeedbackItem], *, service_id: str | None = None,
                         received_at: datetime.datetime | None = None) -> list[str]:
@@ -317,17 +334,11 @@ class Store:
         key. An expired claim of the same key may be taken again.
         """
         token_key = hashlib.sha256(f"{issuer or ''}\x00{key}".encode()).hexdigest()
-        now = self.clock()
+        claim = {"token_key": token_key, "issuer": issuer, "expires_at": expires_at, "now": self.clock()}
         try:
-            with self.engine.begin() as connection:
-                # RETURNING rather than rowcount: psycopg reports -1 for INSERT ... ON CONFLICT here.
-                claimed = connection.execute(
-                    self._insert(REPLAY).values(token_key=token_key, issuer=issuer, expires_at=expires_at)
-                    .on_conflict_do_nothing(index_elements=["token_key"]).returning(REPLAY.c.token_key)).first()
-                if claimed is None:  # taken: only an expired claim may be taken over
-                    claimed = connection.execute(
-                        update(REPLAY).where(REPLAY.c.token_key == token_key, REPLAY.c.expires_at <= now)
-                        .values(issuer=issuer, expires_at=expires_at).returning(REPLAY.c.token_key)).first()
+            with self.engine.connect().execution_options(audit_single_statement=True) as connection:
+                claimed = connection.execute(self._claim, claim).first()
+                connection.commit()
                 return claimed is not None
         except SQLAlchemyError as error:
             raise _unavailable(error) from error
@@ -402,6 +413,20 @@ class Store:
                  for card_id, row in cards.items()]
         return build_report(facts, feedback, unmatched_feedback=unmatched, since=since, until=until,
                             generated_at=self.clock(), reason_displays=reason_displays)
+
+
+def _claim_statement(insert) -> Any:
+    """Insert a replay token, or take over an expired claim of it, in one atomic statement.
+
+    A row is returned only when the claim was won (RETURNING rather than rowcount: psycopg may
+    report -1 for INSERT ... ON CONFLICT). Built once; SQLAlchemy caches its compiled form.
+    """
+    new = insert(REPLAY).values(token_key=bindparam("token_key"), issuer=bindparam("issuer"),
+                                expires_at=bindparam("expires_at"))
+    return new.on_conflict_do_update(
+        index_elements=[REPLAY.c.token_key], set_={"issuer": new.excluded.issuer, "expires_at": new.excluded.expires_at},
+        where=REPLAY.c.expires_at <= bindparam("now", type_=REPLAY.c.expires_at.type),
+    ).returning(REPLAY.c.token_key)
 
 
 def _feedback_row(item: FeedbackItem, key: str, card_id: int | None, service_id: str | None,

@@ -22,6 +22,8 @@ Verification order (``ClientAuthenticator.authenticate``):
    ``jwks_refetch_interval`` seconds per URL (default 5 s: a forged ``kid``
    delays a real key rotation by at most that). Locks are per URL, and a
    request waits for another's fetch of the same URL at most the HTTP timeout.
+   The key object built from a JWK is reused while that JWK is served (at most
+   ``MAX_KEY_OBJECTS`` of them); a re-fetched JWKS has its keys built anew.
 4. ``jwt.decode``: signature, ``aud`` == public base URL (or one of the client's
    ``audience_base_urls``) + endpoint path (string or array; base URLs come from
    configuration, never from the request),
@@ -39,7 +41,9 @@ injected ``clock`` drives the JWKS cache/rate limit and the replay cache.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +52,7 @@ from types import MappingProxyType
 from typing import Any
 
 import jwt
+from jwt.utils import base64url_decode
 
 from cds_service.auth.jwks import HttpJwksFetcher
 from cds_service.auth.jwks import JwksEntry
@@ -63,7 +68,9 @@ log = logging.getLogger(__name__)
 
 MAX_TOKEN_LIFETIME = 3600  # seconds, exp - iat
 MAX_TOKEN_LENGTH = 16 * 1024  # characters
+MAX_KEY_OBJECTS = 256  # key objects built from JWKs, kept for reuse
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "jti"]
+_WHITESPACE = re.compile(r"\s")
 
 
 class Unauthorized(Exception):
@@ -106,6 +113,9 @@ class ClientAuthenticator:
         self._jwks: dict[str, JwksEntry] = {}
         self._url_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # (issuer or JWKS URL, kid, alg) -> (the JWK, its key object); a re-fetched JWKS brings new JWK objects
+        self._key_objects: dict[tuple[str, str, str], tuple[Mapping[str, Any], jwt.PyJWK]] = {}
+        self._key_objects_guard = threading.Lock()
         self._all_algorithms = frozenset().union(*(c.algorithms for c in self._clients.values()))
 
     # ---- public
@@ -143,16 +153,16 @@ class ClientAuthenticator:
 
     def _verify(self, token: str, endpoint_path: str, ctx: dict[str, Any]) -> dict:
         header = self._check_header(token, ctx)
-        client = self._client_for(token, ctx)
+        client = self._client_for(_unverified_claims(token, header), ctx)
         alg = header["alg"]
         if alg not in client.algorithms:
             raise Unauthorized(f"alg {alg} not allowed for this issuer")
         jku = header.get("jku")
         if jku is not None and jku not in client.jku_urls:
             raise Unauthorized("jku not on the issuer's allow-list")
-        jwk = self._resolve_key(client, header["kid"], jku)
-        ctx["expected_aud"] = self._audiences(client, endpoint_path)
-        claims = self._decode(token, _pyjwk_for(jwk, alg), alg, client, endpoint_path)
+        source, jwk = self._resolve_key(client, header["kid"], jku)
+        audiences = ctx["expected_aud"] = self._audiences(client, endpoint_path)
+        claims = self._decode(token, self._key_object(source, header["kid"], jwk, alg), alg, client, audiences)
         ctx["jti"] = _short(claims.get("jti"))
         self._check_claims(claims, client)
         if self._replay.seen_before(client.issuer, claims["jti"], claims["exp"] + self._leeway):
@@ -179,11 +189,7 @@ class ClientAuthenticator:
             raise Unauthorized("jku is not a string")
         return header
 
-    def _client_for(self, token: str, ctx: dict[str, Any]) -> TrustedClient:
-        try:
-            unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
-            raise Unauthorized("malformed token (payload)") from None
+    def _client_for(self, unverified: dict[str, Any], ctx: dict[str, Any]) -> TrustedClient:
         iss = unverified.get("iss")
         ctx["iss"] = _short(iss)
         ctx["jti"] = _short(unverified.get("jti"))
@@ -195,14 +201,14 @@ class ClientAuthenticator:
         return client
 
     def _decode(
-        self, token: str, key: jwt.PyJWK, alg: str, client: TrustedClient, endpoint_path: str
+        self, token: str, key: jwt.PyJWK, alg: str, client: TrustedClient, audiences: list[str]
     ) -> dict[str, Any]:
         try:
             return jwt.decode(
                 token,
                 key,
                 algorithms=[alg],
-                audience=self._audiences(client, endpoint_path),
+                audience=audiences,
                 issuer=client.issuer,
                 leeway=self._leeway,
                 options={"require": _REQUIRED_CLAIMS, "enforce_minimum_key_length": True},
@@ -235,15 +241,31 @@ class ClientAuthenticator:
 
     # ---- keys
 
-    def _resolve_key(self, client: TrustedClient, kid: str, jku: str | None) -> Mapping[str, Any]:
+    def _resolve_key(self, client: TrustedClient, kid: str, jku: str | None) -> tuple[str, Mapping[str, Any]]:
+        """(where the JWK came from: the issuer for its static keys, else the JWKS URL; the JWK)."""
         jwk = client.static_keys.get(kid)
         if jwk is not None:
-            return jwk
+            return client.issuer, jwk
         for url in (jku,) if jku else client.jku_urls:
             jwk = self._key_from_url(url, kid)
             if jwk is not None:
-                return jwk
+                return url, jwk
         raise Unauthorized("unknown kid")
+
+    def _key_object(self, source: str, kid: str, jwk: Mapping[str, Any], alg: str) -> jwt.PyJWK:
+        """The key object of ``jwk`` for ``alg``, built once and reused while the same JWK is served
+        (a re-fetched JWKS has new JWK objects, so its keys are built anew). At most ``MAX_KEY_OBJECTS``."""
+        slot = (source, kid, alg)
+        cached = self._key_objects.get(slot)
+        if cached is not None and cached[0] is jwk:
+            return cached[1]
+        key = _pyjwk_for(jwk, alg)
+        with self._key_objects_guard:
+            self._key_objects.pop(slot, None)
+            if len(self._key_objects) >= MAX_KEY_OBJECTS:
+                del self._key_objects[next(iter(self._key_objects))]  # the oldest
+            self._key_objects[slot] = (jwk, key)
+        return key
 
     def _key_from_url(self, url: str, kid: str) -> Mapping[str, Any] | None:
         lock = self._url_lock(url)
@@ -291,11 +313,28 @@ def _bearer_token(authorization_header: str | None) -> str:
     if scheme.lower() != "bearer":
         raise Unauthorized("Authorization scheme is not Bearer")
     token = token.strip()
-    if not token or any(c.isspace() for c in token):
+    if not token or _WHITESPACE.search(token):
         raise Unauthorized("malformed Bearer token")
     if len(token) > MAX_TOKEN_LENGTH:
         raise Unauthorized("token too long")
     return token
+
+
+def _unverified_claims(token: str, header: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload before its signature is checked: what names the client and its key.
+
+    ``jwt.get_unverified_header`` has already checked every segment's base64url; as PyJWT would, an
+    unencoded payload (RFC 7797 ``b64``: false) and a payload that is not a JSON object are refused.
+    """
+    try:
+        if header.get("b64", True) is False:
+            raise ValueError("unencoded payload")
+        claims = json.loads(base64url_decode(token.split(".")[1]))
+    except (ValueError, RecursionError):
+        raise Unauthorized("malformed token (payload)") from None
+    if not isinstance(claims, dict):
+        raise Unauthorized("malformed token (payload)")
+    return claims
 
 
 def _pyjwk_for(jwk: Mapping[str, Any], alg: str) -> jwt.PyJWK:

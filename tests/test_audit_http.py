@@ -90,6 +90,15 @@ def overridden(card, reason=REASON, comment="discussed with the patient"):
 
 # -- cards -------------------------------------------------------------------------------------------
 
+def test_the_longest_hook_instance_taken_is_recorded_on_every_database(store):
+    app = make_app(store)
+    request = load_fixture(REQUEST)
+    request["hookInstance"] = "urn:uuid:" + "x" * 91        # 100 characters; 101 is a 400 (tests/test_api.py)
+    cards = hook(app, request=request)
+    flushed(app)
+    assert {row["hook_instance"] for row in rows(store, IssuedCardRow)} == {request["hookInstance"]} and cards
+
+
 def test_every_card_returned_is_recorded_with_its_rules_and_a_pseudonymous_patient(store):
     app = make_app(store)
     cards = hook(app)

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from cds_service.request.envelope import MAX_HOOK_INSTANCE_LENGTH
+
 # Constraint names are fixed so that migrations can refer to them on every database.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -67,7 +69,7 @@ class IssuedCardRow(Base):
     card_uuid: Mapped[str] = mapped_column(String(64), unique=True)
     service_id: Mapped[str] = mapped_column(String(100))
     hook: Mapped[str] = mapped_column(String(40))
-    hook_instance: Mapped[str | None] = mapped_column(String(100))
+    hook_instance: Mapped[str | None] = mapped_column(String(MAX_HOOK_INSTANCE_LENGTH))
     topic: Mapped[str] = mapped_column(String(64))
     indicator: Mapped[str] = mapped_column(String(16))
     knowledge_version: Mapped[str] = mapped_column(String(64))

@@ -86,6 +86,7 @@ def _required_text(container: Mapping, key: str, where: str) -> str:
     return value.strip()
 
 
+MAX_HOOK_INSTANCE_LENGTH = 100     # the audit's hook_instance column
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
@@ -143,6 +144,15 @@ def _access_token(data: Mapping) -> str | None:
     return token if isinstance(token, str) and token else None
 
 
+def _hook_instance(data: Mapping) -> str:
+    """The call's ``hookInstance``: a UUID in the spec; any text of at most 100 characters is taken (the audit keeps it)."""
+    value = _required_text(data, "hookInstance", "")
+    if len(value) > MAX_HOOK_INSTANCE_LENGTH:
+        raise BadRequest(f"Field 'hookInstance' must be at most {MAX_HOOK_INSTANCE_LENGTH} characters "
+                         "(the spec's UUID has 36).")
+    return value
+
+
 def parse_envelope(data: Mapping, expected_hook: str) -> Envelope:
     """Check the request object ``data`` and return its ``Envelope``."""
     hook = _required_text(data, "hook", "")
@@ -152,7 +162,7 @@ def parse_envelope(data: Mapping, expected_hook: str) -> Envelope:
     prefetch = _object(data, "prefetch", "", required=False)
     return Envelope(
         hook=hook,
-        hook_instance=_required_text(data, "hookInstance", ""),
+        hook_instance=_hook_instance(data),
         patient_id=_fhir_id(_required_text(context, "patientId", "context."), "context.patientId"),
         user_id=_optional_text(context, "userId", "context."),
         encounter_id=_optional_text(context, "encounterId", "context."),

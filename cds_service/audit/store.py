@@ -28,8 +28,6 @@ from sqlalchemy import func
 from sqlalchemy import inspect
 from sqlalchemy import select
 from sqlalchemy import text
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -161,7 +159,7 @@ class Store:
         self.engine = engine
         self.clock = clock
         self.dialect = engine.dialect.name
-        self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        self._insert = _insert_for(self.dialect)
         self._claim = _claim_statement(self._insert)
 
     @classmethod
@@ -413,6 +411,15 @@ class Store:
                  for card_id, row in cards.items()]
         return build_report(facts, feedback, unmatched_feedback=unmatched, since=since, until=until,
                             generated_at=self.clock(), reason_displays=reason_displays)
+
+
+def _insert_for(dialect: str):
+    """The dialect's INSERT with ``on_conflict_*`` (imported for the database in use only: start-up time)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
 
 
 def _claim_statement(insert) -> Any:

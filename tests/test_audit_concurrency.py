@@ -16,7 +16,7 @@ from cds_service.audit import DUPLICATE
 from cds_service.audit import STORED
 from cds_service.audit import UNMATCHED
 from cds_service.audit import FeedbackItem
-from cds_service.audit.models import FeedbackRow
+from cds_service.audit.models import FEEDBACK
 
 THREADS, ITEMS, BATCH = 8, 2_000, 5
 UTC = datetime.timezone.utc
@@ -64,8 +64,8 @@ def test_2000_feedback_items_from_8_threads_are_all_stored_once(store):
     assert total[STORED] == 1_800 and total[UNMATCHED] == 200 and total[DUPLICATE] == repeats
 
     with store.engine.connect() as connection:
-        keys = set(connection.execute(select(FeedbackRow.dedupe_key)).scalars())
-        linked = connection.execute(select(func.count()).where(FeedbackRow.card_id.is_not(None))).scalar_one()
+        keys = set(connection.execute(select(FEEDBACK.c.dedupe_key)).scalars())
+        linked = connection.execute(select(func.count()).where(FEEDBACK.c.card_id.is_not(None))).scalar_one()
     assert keys == {item.dedupe_key for item in items}
     assert linked == 1_800
     report = store.report()

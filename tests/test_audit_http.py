@@ -18,10 +18,10 @@ from sqlalchemy import text
 from cds_service import create_app
 from cds_service.audit import Store
 from cds_service.audit import pseudonymise
-from cds_service.audit.models import CardRuleRow
-from cds_service.audit.models import CardSuggestionRow
-from cds_service.audit.models import FeedbackRow
-from cds_service.audit.models import IssuedCardRow
+from cds_service.audit.models import CARD
+from cds_service.audit.models import FEEDBACK
+from cds_service.audit.models import RULE
+from cds_service.audit.models import SUGGESTION
 from cds_service.audit.models import metadata
 from cds_service.http.components import components
 from cds_service.settings import SettingsError
@@ -96,7 +96,7 @@ def test_the_longest_hook_instance_taken_is_recorded_on_every_database(store):
     request["hookInstance"] = "urn:uuid:" + "x" * 91        # 100 characters; 101 is a 400 (tests/test_api.py)
     cards = hook(app, request=request)
     flushed(app)
-    assert {row["hook_instance"] for row in rows(store, IssuedCardRow)} == {request["hookInstance"]} and cards
+    assert {row["hook_instance"] for row in rows(store, CARD)} == {request["hookInstance"]} and cards
 
 
 def test_every_card_returned_is_recorded_with_its_rules_and_a_pseudonymous_patient(store):
@@ -104,7 +104,7 @@ def test_every_card_returned_is_recorded_with_its_rules_and_a_pseudonymous_patie
     cards = hook(app)
     assert {card["source"]["topic"]["code"] for card in cards} == {"dose-titration", "suicidality"}
     audit = flushed(app)
-    recorded = {row["card_uuid"]: row for row in rows(store, IssuedCardRow)}
+    recorded = {row["card_uuid"]: row for row in rows(store, CARD)}
     assert set(recorded) == {card["uuid"] for card in cards}
     policy = components(app).check.policy.identity
     for card in cards:
@@ -115,11 +115,11 @@ def test_every_card_returned_is_recorded_with_its_rules_and_a_pseudonymous_patie
         assert (row["policy_name"], row["policy_hash"]) == (policy.name, policy.hash)
         assert row["knowledge_version"] == components(app).check.knowledge.version
         assert row["patient_key"] == pseudonymise(PATIENT, SECRET) and row["suppressed"] is False
-    rules = {(r["card_id"], r["rule_id"]) for r in rows(store, CardRuleRow)}
+    rules = {(r["card_id"], r["rule_id"]) for r in rows(store, RULE)}
     by_topic = {recorded[c["uuid"]]["topic"]: {rule for card_id, rule in rules if card_id == recorded[c["uuid"]]["id"]}
                 for c in cards}
     assert by_topic == {"dose-titration": {"D3"}, "suicidality": {"SU1"}}
-    suggestions = {(r["suggestion_uuid"], r["label"]) for r in rows(store, CardSuggestionRow)}
+    suggestions = {(r["suggestion_uuid"], r["label"]) for r in rows(store, SUGGESTION)}
     assert suggestions == {(s["uuid"], s["label"]) for card in cards for s in card.get("suggestions", ())}
     assert audit.counts()["cards_recorded"] == len(cards)
 
@@ -139,7 +139,7 @@ def test_without_a_secret_no_patient_key_is_stored(store):
     app = create_app({"require_jwt": False}, store=store)
     hook(app)
     flushed(app)
-    assert {row["patient_key"] for row in rows(store, IssuedCardRow)} == {None}
+    assert {row["patient_key"] for row in rows(store, CARD)} == {None}
 
 
 def test_a_database_outage_never_fails_the_hook_response(store, caplog):
@@ -162,7 +162,7 @@ def test_feedback_accepted_and_overridden_is_stored_with_reason_and_comment(stor
     flushed(app)
     response = feedback(app, accepted(dose), overridden(suicidality))
     assert response.status_code == 200 and response.get_json() == {}
-    stored = {row["card_uuid"]: row for row in rows(store, FeedbackRow)}
+    stored = {row["card_uuid"]: row for row in rows(store, FEEDBACK)}
     assert stored[dose["uuid"]]["outcome"] == "accepted"
     assert json.loads(stored[dose["uuid"]]["accepted_suggestions"]) == [dose["suggestions"][0]["uuid"]]
     row = stored[suicidality["uuid"]]
@@ -178,7 +178,7 @@ def test_a_repeated_item_is_idempotent_and_an_unknown_card_is_kept_unmatched(sto
     unknown = {**overridden(card), "card": "a-card-from-before-a-restart"}
     assert feedback(app, overridden(card), unknown).status_code == 200
     assert feedback(app, overridden(card), unknown).status_code == 200  # the EHR retries
-    stored = rows(store, FeedbackRow)
+    stored = rows(store, FEEDBACK)
     assert len(stored) == 2
     assert {row["card_uuid"]: row["card_id"] is None for row in stored} == \
         {card["uuid"]: False, "a-card-from-before-a-restart": True}
@@ -201,7 +201,7 @@ def test_a_malformed_item_gets_400_naming_item_and_field_and_the_valid_items_are
                                                          ["feedback[2].acceptedSuggestions[0].id"]]
     assert "'feedback[1].outcomeTimestamp' is required" in errors[0]["diagnostics"]
     assert "1 valid item(s) of this request were stored" in outcome["issue"][-1]["diagnostics"]
-    assert [row["card_uuid"] for row in rows(store, FeedbackRow)] == [card["uuid"]]
+    assert [row["card_uuid"] for row in rows(store, FEEDBACK)] == [card["uuid"]]
 
 
 def test_feedback_during_an_outage_answers_503_so_that_the_ehr_retries(store):
@@ -252,7 +252,7 @@ def test_with_the_filter_on_a_card_shown_at_select_is_not_shown_again_at_sign_an
     flushed(app)
     assert hook(app) == []
     audit = flushed(app)
-    at_sign = [row for row in rows(store, IssuedCardRow) if row["hook"] == "order-sign"]
+    at_sign = [row for row in rows(store, CARD) if row["hook"] == "order-sign"]
     assert len(at_sign) == len(shown) and all(row["suppressed"] for row in at_sign)
     assert audit.counts()["cards_suppressed"] == 2
 

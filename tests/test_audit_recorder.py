@@ -15,10 +15,10 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from cds_service.audit import CardRecorder
-from cds_service.audit import recorder as recorder_module
 from cds_service.audit import Store
 from cds_service.audit import pseudonymise
-from cds_service.audit.models import IssuedCardRow
+from cds_service.audit import recorder as recorder_module
+from cds_service.audit.models import CARD
 
 
 def fields(clock_now=None):
@@ -29,7 +29,7 @@ def fields(clock_now=None):
 
 def count_cards(store: Store) -> int:
     with store.engine.connect() as connection:
-        return connection.execute(select(func.count()).select_from(IssuedCardRow)).scalar_one()
+        return connection.execute(select(func.count()).select_from(CARD)).scalar_one()
 
 
 def test_submitted_cards_are_written_in_the_background(store, clock):

@@ -31,8 +31,8 @@ from sqlalchemy import text
 
 from cds_service.audit import Store
 from cds_service.audit import parse_feedback_items
-from cds_service.audit.models import FeedbackRow
-from cds_service.audit.models import IssuedCardRow
+from cds_service.audit.models import CARD
+from cds_service.audit.models import FEEDBACK
 from cds_service.audit.store import normalise_url
 
 SIGN = "/cds-services/milnacipran-order-sign"
@@ -81,7 +81,7 @@ def count(url: str, table) -> int:
 def wait_for_cards(url: str, expected: int) -> None:
     """The cards are written off the request thread, in the worker: wait (at most 20 s) until they are in."""
     deadline = time.monotonic() + 20
-    while count(url, IssuedCardRow) < expected:
+    while count(url, CARD) < expected:
         assert time.monotonic() < deadline, "cards not recorded in time"
         time.sleep(0.1)
 
@@ -90,7 +90,7 @@ def test_the_cards_of_the_last_requests_are_written_when_the_server_stops(databa
     with running_server(tmp_path / "server.log", environment(database_url)) as base:
         returned = sum(len(requests.post(base + SIGN, json=load_fixture("requests/sandbox-order-sign.json"),
                                          timeout=30).json()["cards"]) for _ in range(5))
-    assert count(database_url, IssuedCardRow) == returned  # stopped (SIGTERM) at once: no waiting for the writer
+    assert count(database_url, CARD) == returned  # stopped (SIGTERM) at once: no waiting for the writer
 
 
 def cds_command(url: str, *args: str) -> subprocess.CompletedProcess:
@@ -195,7 +195,7 @@ def test_2000_feedback_items_from_8_threads_to_a_served_app_are_all_stored(datab
     store = Store.from_url(database_url)
     try:
         with store.engine.connect() as connection:
-            rows = connection.execute(select(FeedbackRow.dedupe_key, FeedbackRow.card_id, FeedbackRow.user_comment)).all()
+            rows = connection.execute(select(FEEDBACK.c.dedupe_key, FEEDBACK.c.card_id, FEEDBACK.c.user_comment)).all()
     finally:
         store.dispose()
     assert len(rows) == ITEMS

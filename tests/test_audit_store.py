@@ -29,10 +29,10 @@ from cds_service.audit import IssuedCard
 from cds_service.audit import Store
 from cds_service.audit import parse_feedback_items
 from cds_service.audit import pseudonymise
-from cds_service.audit.models import CardRuleRow
-from cds_service.audit.models import CardSuggestionRow
-from cds_service.audit.models import FeedbackRow
-from cds_service.audit.models import IssuedCardRow
+from cds_service.audit.models import CARD
+from cds_service.audit.models import FEEDBACK
+from cds_service.audit.models import RULE
+from cds_service.audit.models import SUGGESTION
 from cds_service.settings import SettingsError
 from cds_service.settings import load_settings
 
@@ -176,7 +176,7 @@ def test_cards_are_recorded_with_rules_suggestions_and_a_pseudonymous_patient_ke
     maoi = card(rule_ids=("maoi-washout",), topic="maoi-contraindication", indicator="critical")
     record(store, [renal, maoi], patient_id="patient-123")
 
-    cards = {row["card_uuid"]: row for row in rows(store, IssuedCardRow.__table__)}
+    cards = {row["card_uuid"]: row for row in rows(store, CARD)}
     assert set(cards) == {renal.card_uuid, maoi.card_uuid}
     row = cards[renal.card_uuid]
     assert (row["service_id"], row["hook"], row["topic"], row["indicator"]) == (
@@ -185,9 +185,9 @@ def test_cards_are_recorded_with_rules_suggestions_and_a_pseudonymous_patient_ke
     assert row["issued_at"] == clock.now and row["issued_at"].tzinfo is not None
     assert row["patient_key"] == pseudonymise("patient-123", SECRET) != "patient-123"
     assert row["suppressed"] is False
-    assert sorted((r["card_id"] == row["id"], r["rule_id"]) for r in rows(store, CardRuleRow.__table__)
+    assert sorted((r["card_id"] == row["id"], r["rule_id"]) for r in rows(store, RULE)
                   if r["card_id"] == row["id"]) == [(True, "renal-crcl-band"), (True, "renal-dose-ceiling")]
-    assert [(r["suggestion_uuid"], r["label"]) for r in rows(store, CardSuggestionRow.__table__)] == [
+    assert [(r["suggestion_uuid"], r["label"]) for r in rows(store, SUGGESTION)] == [
         ("s-1", "Change to 25 mg twice daily")]
 
 
@@ -215,9 +215,9 @@ def test_a_card_is_recorded_once_and_a_suppressed_repeat_is_marked(store):
     first = card(suggestions={"s-1": "Cancel"})
     record(store, [first])
     record(store, [first, card(suppressed=True)])
-    cards = rows(store, IssuedCardRow.__table__)
+    cards = rows(store, CARD)
     assert len(cards) == 2 and sorted(row["suppressed"] for row in cards) == [False, True]
-    assert len(rows(store, CardSuggestionRow.__table__)) == 1
+    assert len(rows(store, SUGGESTION)) == 1
 
 
 def test_issued_card_from_a_rendered_card():
@@ -240,8 +240,8 @@ def test_feedback_round_trip(store, clock):
         overridden(maoi.card_uuid, code="washout-complete", display="Washout already complete", comment="checked")),
         service_id="milnacipran-order-sign")
     assert results == [STORED, STORED]
-    stored = {row["card_uuid"]: row for row in rows(store, FeedbackRow.__table__)}
-    cards = {row["card_uuid"]: row["id"] for row in rows(store, IssuedCardRow.__table__)}
+    stored = {row["card_uuid"]: row for row in rows(store, FEEDBACK)}
+    cards = {row["card_uuid"]: row["id"] for row in rows(store, CARD)}
     assert stored[renal.card_uuid]["card_id"] == cards[renal.card_uuid]
     assert json.loads(stored[renal.card_uuid]["accepted_suggestions"]) == ["s-1"]
     override = stored[maoi.card_uuid]
@@ -262,7 +262,7 @@ def test_a_repeated_item_is_a_duplicate_also_within_one_post(store):
     repeat = feedback(overridden(renal.card_uuid, comment="a retry with a comment", timestamp="2026-03-02T09:06:00Z"),
                       accepted(renal.card_uuid, "s-2"), accepted(renal.card_uuid, "s-2"))
     assert store.record_feedback(repeat) == [DUPLICATE, STORED, DUPLICATE]
-    assert len(rows(store, FeedbackRow.__table__)) == 3
+    assert len(rows(store, FEEDBACK)) == 3
 
 
 def test_feedback_for_an_unknown_card_is_kept_as_unmatched(store):
@@ -271,7 +271,7 @@ def test_feedback_for_an_unknown_card_is_kept_as_unmatched(store):
     results = store.record_feedback(feedback(overridden("card-from-before-a-restart"), overridden(known.card_uuid)))
     assert results == [UNMATCHED, STORED]
     assert store.record_feedback(feedback(overridden("card-from-before-a-restart"))) == [DUPLICATE]
-    unmatched = [row for row in rows(store, FeedbackRow.__table__) if row["card_uuid"] == "card-from-before-a-restart"]
+    unmatched = [row for row in rows(store, FEEDBACK) if row["card_uuid"] == "card-from-before-a-restart"]
     assert len(unmatched) == 1 and unmatched[0]["card_id"] is None
     assert store.report().totals["unmatchedFeedback"] == 1
 
@@ -284,7 +284,7 @@ def test_malformed_items_do_not_cost_the_valid_ones(store):
                                       "outcomeTimestamp": "2026-03-02T09:05:00Z"}, overridden("unknown")]})
     assert [(e.index, e.field) for e in errors] == [(1, "acceptedSuggestions")]
     assert store.record_feedback(items) == [STORED, UNMATCHED]
-    assert len(rows(store, FeedbackRow.__table__)) == 2
+    assert len(rows(store, FEEDBACK)) == 2
 
 
 # -- purge ----------------------------------------------------------------------------------------
@@ -301,11 +301,11 @@ def test_purge_removes_old_cards_their_feedback_and_old_unmatched_items(store, c
 
     assert store.purge(101) == {"cards": 0, "feedback": 0, "replayTokens": 1}
     assert store.purge(30) == {"cards": 1, "feedback": 2, "replayTokens": 0}
-    assert [row["card_uuid"] for row in rows(store, IssuedCardRow.__table__)] == [recent.card_uuid]
-    assert sorted(row["card_uuid"] for row in rows(store, FeedbackRow.__table__)) == sorted(
+    assert [row["card_uuid"] for row in rows(store, CARD)] == [recent.card_uuid]
+    assert sorted(row["card_uuid"] for row in rows(store, FEEDBACK)) == sorted(
         [recent.card_uuid, "unknown-recent"])
-    assert [row["suggestion_uuid"] for row in rows(store, CardSuggestionRow.__table__)] == ["s-2"]
-    assert len(rows(store, CardRuleRow.__table__)) == 1
+    assert [row["suggestion_uuid"] for row in rows(store, SUGGESTION)] == ["s-2"]
+    assert len(rows(store, RULE)) == 1
 
 
 @pytest.mark.parametrize("days", [0, -1, 1.5, True])

@@ -32,22 +32,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.audit.feedback import FeedbackItem
-from cds_service.audit.models import CardRuleRow
-from cds_service.audit.models import CardSuggestionRow
-from cds_service.audit.models import FeedbackRow
-from cds_service.audit.models import IssuedCardRow
-from cds_service.audit.models import ReplayTokenRow
+from cds_service.audit.models import CARD
+from cds_service.audit.models import FEEDBACK
+from cds_service.audit.models import REPLAY
+from cds_service.audit.models import RULE
+from cds_service.audit.models import SUGGESTION
 from cds_service.audit.report import CardFacts
 from cds_service.audit.report import FeedbackFacts
 from cds_service.audit.report import Report
 from cds_service.audit.report import build_report
 from cds_service.policy import PolicyIdentity
-
-CARD = IssuedCardRow.__table__
-RULE = CardRuleRow.__table__
-SUGGESTION = CardSuggestionRow.__table__
-FEEDBACK = FeedbackRow.__table__
-REPLAY = ReplayTokenRow.__table__
 
 STORED, DUPLICATE, UNMATCHED = "stored", "duplicate", "unmatched"
 SEVERITY = {"info": 0, "warning": 1, "critical": 2}

@@ -383,6 +383,26 @@ def test_every_update_builder_sends_valid_r4_keeping_the_drafts_own_fields(build
         assert action.resource["dosageInstruction"][0]["route"]["coding"][0]["code"] == "26643006"
 
 
+def _old_style_sig(mg):
+    """A draft whose only R4 slips are in what an update replaces: an STU3-style sig (``doseQuantity`` on the
+    instruction, as some clients still send it), a narrative without its status, an old fill without a value."""
+    resource = _full_draft(mg, 2, text={"div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">milnacipran</div>"})
+    instruction = resource["dosageInstruction"][0]
+    instruction["doseQuantity"] = instruction.pop("doseAndRate")[0]["doseQuantity"]
+    resource["dispenseRequest"]["quantity"] = {"unit": "tablet", "value": "sixty"}
+    return resource
+
+
+@pytest.mark.parametrize("builder, mg, run", BUILDERS, ids=[name for name, _, _ in BUILDERS])
+def test_a_slip_only_in_what_the_update_replaces_still_gets_a_valid_button(builder, mg, run):
+    updates = [action for finding in run(orders(_old_style_sig(mg))) for suggestion in finding.suggestions
+               for action in suggestion.actions if action.type == "update"]
+    assert updates, builder
+    for action in updates:
+        assert_valid_r4(action.resource)
+        assert "text" not in action.resource and action.resource["note"] == [{"text": "fibromyalgia"}]
+
+
 @pytest.mark.parametrize("builder, mg, run", BUILDERS, ids=[name for name, _, _ in BUILDERS])
 def test_a_draft_that_is_not_valid_r4_keeps_its_card_but_gets_no_update_button(builder, mg, run):
     findings = run(orders(_full_draft(mg, 2, authoredOn="yesterday")))

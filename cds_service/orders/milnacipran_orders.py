@@ -6,13 +6,10 @@ no ``intent``, no ``subject``) so that an ``update`` suggestion built from it ca
 """
 
 import dataclasses
-import functools
 from collections.abc import Mapping
 from typing import Any
 
 from cds_service.errors import BadRequest
-from cds_service.fhir.r4 import is_valid_medication_request
-from cds_service.fhir.r4 import prune
 from cds_service.fhir.read import child
 from cds_service.fhir.read import items
 from cds_service.fhir.read import show_value
@@ -57,12 +54,6 @@ class MilnacipranOrder:
     def id(self) -> str:
         return self.reference.split("/", 1)[1]
 
-    @functools.cached_property
-    def echoes_as_r4(self) -> bool:
-        """Whether the draft, pruned of empty values, is a valid R4 MedicationRequest. An ``update``
-        keeps the draft's other fields, so only such a draft can be changed by a button. Validated
-        once per order, when a suggestion first needs it (R4 validation is the costly step)."""
-        return is_valid_medication_request(prune(self.resource))
 
 
 def _is_selected(resource: Mapping, selections: tuple[str, ...] | None) -> bool:

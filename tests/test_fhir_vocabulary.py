@@ -26,3 +26,19 @@ def test_listed_spellings_are_already_folded():
                                        (" mg/dL ", "mg/dl"), ("m²", "m2"), ("[lb_av]", "[lbav]")])
 def test_unit_key_folds_spellings(unit, key):
     assert unit_key(unit) == key
+
+
+def test_long_unit_texts_are_folded_but_not_kept():
+    """The unit cache is bounded in bytes too: a chart's 100 kB unit texts are not remembered."""
+    import gc
+    import tracemalloc
+
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    keys = [unit_key(f"{n} MG/DL" + "x" * 100_000) for n in range(50)]
+    assert keys[0] == "0mg/dl" + "x" * 100_000
+    del keys
+    gc.collect()
+    kept = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert kept < 1_000_000, kept      # remembered, the 50 texts and their keys would hold 10 MB

@@ -42,9 +42,20 @@ def code_system(system: object) -> str | None:
     return _SYSTEM_BY_SPELLING.get(system) or _SYSTEM_BY_SPELLING.get(system.strip().rstrip("/").lower())
 
 
-@functools.lru_cache(maxsize=1024)  # units as charts write them: a few dozen spellings
+REMEMBERED_UNIT_LENGTH = 64  # longer unit texts are folded each time, never kept (a cache bounded in bytes too)
+
+
 def unit_key(unit: str) -> str:
     """A unit as written, folded: 'µmol/L', 'μmol/L' -> 'umol/l'; 'mL/min/{1.73_m2}' -> 'ml/min/1.73m2'."""
+    return _remembered_unit_key(unit) if len(unit) <= REMEMBERED_UNIT_LENGTH else _fold_unit(unit)
+
+
+@functools.lru_cache(maxsize=1024)  # units as charts write them: a few dozen spellings
+def _remembered_unit_key(unit: str) -> str:
+    return _fold_unit(unit)
+
+
+def _fold_unit(unit: str) -> str:
     folded = unit.strip().lower().replace("µ", "u").replace("μ", "u").replace("²", "2")
     for noise in (" ", "{", "}", "_", "^"):
         folded = folded.replace(noise, "")

@@ -114,7 +114,6 @@ def setting(path, value):
     (setting("context.draftOrders.entry", {"resource": {}}), "'context.draftOrders.entry' must be an array"),
     (setting("hook", "patient-view"), "answers the 'order-sign' hook"),
     (setting("hook", 42), "'hook' must be a non-empty string"),
-    (setting("hookInstance", "x" * 101), "'hookInstance' must be at most 100 characters"),
     (setting("context", "patient 1"), "'context' must be a JSON object"),
     (setting("context.patientId", ""), "'context.patientId' must be a non-empty string"),
     (setting("context.patientId", "x/../../admin"), "'context.patientId' must be a FHIR id"),
